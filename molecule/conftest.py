@@ -1,0 +1,36 @@
+"""Shared by every scenario's tests: hosts from Molecule's inventory, helpers to reach them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+import yaml
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point testinfra's podman backend at the scenario's containers.
+
+    Molecule passes `--connection=podman` (from .config/molecule/config.yml) but names no
+    hosts; the instance names are in the inventory Molecule wrote for this scenario.
+    """
+    if config.option.connection != "podman" or config.option.hosts:
+        return
+    inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
+    if not inventory:
+        raise pytest.UsageError("MOLECULE_INVENTORY_FILE is unset: run these tests through molecule verify")
+    with open(inventory, encoding="utf-8") as f:
+        hosts = yaml.safe_load(f)["all"]["hosts"]
+    config.option.hosts = ",".join(hosts)
+    config.option.ansible_inventory = None
+
+
+def published_port(container: str, port: int) -> int:
+    """The 127.0.0.1 port podman published for a container port."""
+    out = subprocess.run(
+        ["podman", "port", container, f"{port}/tcp"], check=True, capture_output=True, text=True
+    ).stdout
+    host, _, number = out.splitlines()[0].rpartition(":")
+    assert host == "127.0.0.1", f"{container}:{port} is published on {host}, not loopback only"
+    return int(number)
