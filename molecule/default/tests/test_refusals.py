@@ -1,0 +1,93 @@
+"""Bad input stops a deploy early, naming the variable, and the serving release stays."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+
+
+@pytest.fixture(scope="module")
+def inventory(host, tmp_path_factory):
+    """The scenario's inventory, with its web group variables replaced by the test's."""
+    source = yaml.safe_load(Path(os.environ["MOLECULE_INVENTORY_FILE"]).read_text())
+    name = host.backend.get_hostname()
+    hostvars = source["all"]["hosts"][name]
+
+    def write(group_vars: dict) -> Path:
+        path = tmp_path_factory.mktemp("inventory") / "hosts.yml"
+        path.write_text(yaml.safe_dump({"web": {"hosts": {name: hostvars}, "vars": group_vars}}))
+        return path
+
+    return write
+
+
+def deploy(inventory_file: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(inventory_file), "playbooks/deploy.yml", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+    )
+
+
+def recap(result: subprocess.CompletedProcess) -> dict[str, int]:
+    match = re.search(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", result.stdout)
+    assert match, result.stdout[-2000:]
+    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups())))
+
+
+@pytest.fixture(scope="module")
+def scenario_vars():
+    """The web variables the scenario deploys with (molecule's group_vars, rendered)."""
+    group_vars = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / "group_vars"
+    merged: dict = {}
+    for name in ("all", "web"):
+        for candidate in (group_vars / name, group_vars / f"{name}.yml"):
+            if candidate.is_file():
+                merged.update(yaml.safe_load(candidate.read_text()) or {})
+    return merged
+
+
+def serving(host) -> dict:
+    return json.loads(host.file("/srv/app/state.json").content_string)
+
+
+def test_missing_app_repo_fails_before_any_change(inventory, scenario_vars, host):
+    before = serving(host)
+    without_repo = {k: v for k, v in scenario_vars.items() if k != "app_repo"}
+    result = deploy(inventory(without_repo))
+    assert result.returncode != 0
+    assert "app_repo" in result.stdout
+    assert recap(result)["changed"] == 0
+    assert serving(host) == before
+
+
+def test_relative_sqlite_url_is_refused_with_the_reason(inventory, scenario_vars):
+    relative = {**scenario_vars, "app_env": {**scenario_vars["app_env"], "DATABASE_URL": "sqlite+aiosqlite:///app.db"}}
+    result = deploy(inventory(relative))
+    assert result.returncode != 0
+    assert "app_env.DATABASE_URL is a relative SQLite path" in result.stdout
+    assert recap(result)["changed"] == 0
+
+
+def test_missing_setting_stops_the_deploy_and_the_old_release_keeps_serving(inventory, scenario_vars, host):
+    before = serving(host)
+    env = {k: v for k, v in scenario_vars["app_env"].items() if k != "ENVIRONMENT"}
+    result = deploy(inventory({**scenario_vars, "app_env": env}))
+    assert result.returncode != 0
+    assert "ENVIRONMENT (Field required)" in result.stdout
+    assert serving(host) == before
+    status = host.run("supervisorctl status").stdout
+    assert f"app-{before['slot']}" in status and "RUNNING" in status
+    health = host.run("curl -sk --resolve localhost:443:127.0.0.1 https://localhost/health")
+    assert json.loads(health.stdout)["release"] == before["release"]
