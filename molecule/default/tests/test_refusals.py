@@ -36,7 +36,11 @@ def deploy(inventory_file: Path, *extra: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=900,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+        env={
+            **{k: v for k, v in os.environ.items() if k not in ("ANSIBLE_FORCE_COLOR", "PY_COLORS")},
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_NOCOLOR": "1",
+        },
     )
 
 
