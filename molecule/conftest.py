@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,3 +38,24 @@ def published_port(container: str, port: int) -> int:
     host, _, number = out.splitlines()[0].rpartition(":")
     assert host == "127.0.0.1", f"{container}:{port} is published on {host}, not loopback only"
     return int(number)
+
+
+def ansible_playbook(playbook: str, inventory: str | Path, *extra: str) -> subprocess.CompletedProcess:
+    """Run one of the project's playbooks from the repository root, as a user would."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ANSIBLE_FORCE_COLOR", "PY_COLORS")}
+    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), f"playbooks/{playbook}", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+
+
+def recap(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """The counts of the play recap's last host line."""
+    found = re.findall(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", result.stdout)
+    assert found, result.stdout[-2000:]
+    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, found[-1])))

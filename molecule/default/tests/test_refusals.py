@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+from conftest import ansible_playbook, recap
 
 
 @pytest.fixture(scope="module")
@@ -29,25 +27,8 @@ def inventory(host, tmp_path_factory):
     return write
 
 
-def deploy(inventory_file: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["ansible-playbook", "-i", str(inventory_file), "playbooks/deploy.yml", *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={
-            **{k: v for k, v in os.environ.items() if k not in ("ANSIBLE_FORCE_COLOR", "PY_COLORS")},
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_NOCOLOR": "1",
-        },
-    )
-
-
-def recap(result: subprocess.CompletedProcess) -> dict[str, int]:
-    match = re.search(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", result.stdout)
-    assert match, result.stdout[-2000:]
-    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups())))
+def deploy(inventory_file: Path):
+    return ansible_playbook("deploy.yml", inventory_file)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,43 @@
+"""playbooks/rollback.yml: back to the previous release through the health-gated switch."""
+
+import json
+import os
+import time
+
+import httpx
+
+import conftest
+
+
+def serving(host) -> dict:
+    return json.loads(host.file("/srv/app/state.json").content_string)
+
+
+def test_rollback_serves_the_previous_release_without_migrating(host):
+    before = serving(host)
+    releases = sorted(host.file("/srv/app/releases").listdir())
+    previous = releases[releases.index(before["release"]) - 1]
+    started = time.monotonic()
+    result = conftest.ansible_playbook("rollback.yml", os.environ["MOLECULE_INVENTORY_FILE"])
+    took = time.monotonic() - started
+    print(f"\nrollback on one host (podman exec connection): {took:.1f} s")
+    assert result.returncode == 0, result.stdout[-3000:]
+    after = serving(host)
+    assert after["release"] == previous
+    assert after["slot"] != before["slot"]
+    port = conftest.published_port(host.backend.get_hostname(), 443)
+    health = httpx.get(f"https://localhost:{port}/health", verify=False).json()
+    assert health["release"] == previous
+    # No migration ran: the database stays at the newer head, which the old code tolerates.
+    assert health["database_revision"] == "0003_item_tags"
+    assert "alembic" not in result.stdout.lower()
+
+
+def test_rollback_to_an_unknown_release_is_refused_with_the_candidates(host):
+    before = serving(host)
+    result = conftest.ansible_playbook("rollback.yml", os.environ["MOLECULE_INVENTORY_FILE"], "-e", "release=no-such")
+    assert result.returncode != 0
+    assert "no release no-such here" in result.stdout
+    others = [r for r in host.file("/srv/app/releases").listdir() if r != before["release"]]
+    assert f"Candidates: {', '.join(sorted(others, reverse=True))}" in result.stdout
+    assert serving(host) == before
