@@ -7,6 +7,7 @@ import time
 import httpx
 
 import conftest
+from load import Load
 
 
 def serving(host) -> dict:
@@ -17,15 +18,18 @@ def test_rollback_serves_the_previous_release_without_migrating(host):
     before = serving(host)
     releases = sorted(host.file("/srv/app/releases").listdir())
     previous = releases[releases.index(before["release"]) - 1]
-    started = time.monotonic()
-    result = conftest.ansible_playbook("rollback.yml", os.environ["MOLECULE_INVENTORY_FILE"])
-    took = time.monotonic() - started
-    print(f"\nrollback on one host (podman exec connection): {took:.1f} s")
+    port = conftest.published_port(host.backend.get_hostname(), 443)
+    with Load(f"https://localhost:{port}/items", clients=4, seconds=300, requests=200_000) as load:
+        started = time.monotonic()
+        result = conftest.ansible_playbook("rollback.yml", os.environ["MOLECULE_INVENTORY_FILE"])
+        took = time.monotonic() - started
+    print(f"\nrollback on one host (podman exec connection): {took:.1f} s; under load: {load.result.summary()}")
     assert result.returncode == 0, result.stdout[-3000:]
+    assert load.result.sent > 0
+    assert load.result.failed == 0, load.result.summary()
     after = serving(host)
     assert after["release"] == previous
     assert after["slot"] != before["slot"]
-    port = conftest.published_port(host.backend.get_hostname(), 443)
     health = httpx.get(f"https://localhost:{port}/health", verify=False).json()
     assert health["release"] == previous
     # No migration ran: the database stays at the newer head, which the old code tolerates.
