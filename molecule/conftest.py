@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -38,6 +39,11 @@ def published_port(container: str, port: int) -> int:
     host, _, number = out.splitlines()[0].rpartition(":")
     assert host == "127.0.0.1", f"{container}:{port} is published on {host}, not loopback only"
     return int(number)
+
+
+def serving(host, app_root: str = "/srv/app") -> dict:
+    """What the app role recorded as serving on a host: slot, release, sha."""
+    return json.loads(host.file(f"{app_root}/state.json").content_string)
 
 
 def ansible_playbook(playbook: str, inventory: str | Path, *extra: str) -> subprocess.CompletedProcess:

@@ -9,7 +9,6 @@ failed (connection errors and 5xx count as failures). Only loopback targets are 
 from __future__ import annotations
 
 import argparse
-import statistics
 import threading
 import time
 from dataclasses import dataclass, field

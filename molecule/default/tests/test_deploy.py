@@ -32,7 +32,7 @@ def client(urls):
 
 @pytest.fixture(scope="module")
 def state(host):
-    return json.loads(host.file(f"{APP}/state.json").content_string)
+    return conftest.serving(host, APP)
 
 
 def release_manifest(host, release):

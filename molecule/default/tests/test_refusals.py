@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ansible_playbook, recap
+from conftest import ansible_playbook, recap, serving
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +41,6 @@ def scenario_vars():
             if candidate.is_file():
                 merged.update(yaml.safe_load(candidate.read_text()) or {})
     return merged
-
-
-def serving(host) -> dict:
-    return json.loads(host.file("/srv/app/state.json").content_string)
 
 
 def test_missing_app_repo_fails_before_any_change(inventory, scenario_vars, host):

@@ -1,17 +1,13 @@
 """playbooks/rollback.yml: back to the previous release through the health-gated switch."""
 
-import json
 import os
 import time
 
 import httpx
 
 import conftest
+from conftest import serving
 from load import Load
-
-
-def serving(host) -> dict:
-    return json.loads(host.file("/srv/app/state.json").content_string)
 
 
 def test_rollback_serves_the_previous_release_without_migrating(host):
