@@ -4,6 +4,7 @@ here=${here:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 venv=$here/.venv
 app_venv=$here/.cache/app-venv
 fixtures=$here/.cache/fixtures
+ssh_key=$here/.cache/ssh/id_ed25519
 base_image=localhost/fastapi-deploy/debian12:latest
 podman_conf=/etc/containers/containers.conf.d/50-fastapi-deploy.conf
 debian_mirror=${FD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
