@@ -294,3 +294,11 @@ def test_login_defs_and_su(host):
         assert line in defs, line
     su = [line.split() for line in host.file("/etc/pam.d/su").content_string.splitlines()]
     assert ["auth", "required", "pam_wheel.so", "use_uid", "group=root"] in su
+
+
+def test_unneeded_kernel_modules_banner_and_cron(host):
+    modprobe = host.file("/etc/modprobe.d/hardening.conf").content_string.splitlines()
+    for module in ("dccp", "sctp", "rds", "tipc", "usb-storage", "firewire-core"):
+        assert f"install {module} /bin/false" in modprobe, module
+    assert "unauthorised use is prohibited" in host.file("/etc/issue.net").content_string
+    assert host.file("/etc/cron.d").mode == 0o700
