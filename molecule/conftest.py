@@ -60,6 +60,49 @@ def ansible_playbook(playbook: str, inventory: str | Path, *extra: str) -> subpr
     )
 
 
+class AppRepo:
+    """A working copy of the scenario's app repository: tests commit to it and push, as a developer would."""
+
+    def __init__(self, bare: Path, work: Path) -> None:
+        self.bare, self.work = bare, work
+        self.git("clone", "--quiet", str(bare), str(work), cwd=work.parent)
+
+    def git(self, *args: str, cwd: Path | None = None) -> str:
+        env = {**os.environ, "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost",
+               "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost"}
+        return subprocess.run(
+            ["git", *args], cwd=cwd or self.work, check=True, capture_output=True, text=True, env=env
+        ).stdout.strip()
+
+    def commit(self, message: str, change) -> str:
+        """Apply change(work_dir), commit it on main and push; the new sha."""
+        self.git("pull", "--quiet", "--ff-only", "origin", "main")
+        change(self.work)
+        self.git("add", "-A")
+        self.git("commit", "--quiet", "-m", message)
+        self.git("push", "--quiet", "origin", "HEAD:main")
+        return self.git("rev-parse", "HEAD")
+
+    def revert(self) -> str:
+        """Revert the last commit and push: a new sha with the code before it."""
+        self.git("pull", "--quiet", "--ff-only", "origin", "main")
+        self.git("revert", "--no-edit", "HEAD")
+        self.git("push", "--quiet", "origin", "HEAD:main")
+        return self.git("rev-parse", "HEAD")
+
+
+@pytest.fixture(scope="session")
+def app_repo(tmp_path_factory) -> AppRepo:
+    scenario = os.environ["MOLECULE_SCENARIO_NAME"]
+    bare = ROOT / ".cache/fixtures/scenarios" / scenario / "app.git"
+    return AppRepo(bare, tmp_path_factory.mktemp("app") / "work")
+
+
+@pytest.fixture(scope="session")
+def inventory_file() -> str:
+    return os.environ["MOLECULE_INVENTORY_FILE"]
+
+
 def recap(result: subprocess.CompletedProcess) -> dict[str, int]:
     """The counts of the play recap's last host line."""
     found = re.findall(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", result.stdout)
