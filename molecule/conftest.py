@@ -46,6 +46,17 @@ def serving(host, app_root: str = "/srv/app") -> dict:
     return json.loads(host.file(f"{app_root}/state.json").content_string)
 
 
+def releases(host, app_root: str = "/srv/app") -> list[dict]:
+    """The release manifests on a host (the app role's bin/releases list), newest first."""
+    return json.loads(host.check_output(f"{app_root}/bin/releases list {app_root}"))
+
+
+@pytest.fixture(scope="module")
+def https(host) -> str:
+    """The base URL of nginx's HTTPS port as published on 127.0.0.1 for this host."""
+    return f"https://localhost:{published_port(host.backend.get_hostname(), 443)}"
+
+
 def ansible_playbook(playbook: str, inventory: str | Path, *extra: str) -> subprocess.CompletedProcess:
     """Run one of the project's playbooks from the repository root, as a user would."""
     env = {k: v for k, v in os.environ.items() if k not in ("ANSIBLE_FORCE_COLOR", "PY_COLORS")}

@@ -8,7 +8,6 @@ and reverting the commit deploys cleanly.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 import conftest
-from conftest import serving
+from conftest import releases, serving
 from load import Load
 
 APP = "/srv/app"
@@ -120,20 +119,10 @@ FAILURES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def https(host):
-    return f"https://localhost:{conftest.published_port(host.backend.get_hostname(), 443)}"
-
-
 def items(https: str) -> list[dict]:
     response = httpx.get(f"{https}/items", params={"limit": 1000}, verify=False, timeout=10)
     response.raise_for_status()
     return response.json()
-
-
-def releases(host) -> list[dict]:
-    """The release manifests on the host, newest first."""
-    return json.loads(host.check_output(f"{APP}/bin/releases list {APP}"))
 
 
 @pytest.mark.parametrize("failure", FAILURES, ids=[f.name for f in FAILURES])

@@ -6,18 +6,12 @@ import json
 import time
 
 import httpx
-import pytest
 
 import conftest
 from conftest import serving
 from load import Load
 
 APP = "/srv/app"
-
-
-@pytest.fixture(scope="module")
-def https(host):
-    return f"https://localhost:{conftest.published_port(host.backend.get_hostname(), 443)}"
 
 
 def manifest(host, release: str) -> dict:

@@ -1,19 +1,18 @@
 """playbooks/rollback.yml: back to the previous release through the health-gated switch."""
 
-import json
 import os
 import time
 
 import httpx
 
 import conftest
-from conftest import serving
+from conftest import releases, serving
 from load import Load
 
 
 def test_rollback_serves_the_previous_release_without_migrating(host):
     before = serving(host)
-    manifests = json.loads(host.check_output("/srv/app/bin/releases list /srv/app"))
+    manifests = releases(host)
     # The newest release older than the serving one that did not fail.
     previous = next(m["id"] for m in manifests if m["id"] < before["release"] and m["status"] == "prepared")
     port = conftest.published_port(host.backend.get_hostname(), 443)
@@ -40,7 +39,7 @@ def test_rollback_to_an_unknown_release_is_refused_with_the_candidates(host):
     result = conftest.ansible_playbook("rollback.yml", os.environ["MOLECULE_INVENTORY_FILE"], "-e", "release=no-such")
     assert result.returncode != 0
     assert "no release no-such here" in result.stdout
-    manifests = json.loads(host.check_output("/srv/app/bin/releases list /srv/app"))
+    manifests = releases(host)
     others = [m["id"] for m in manifests if m["id"] != before["release"] and m["status"] == "prepared"]
     assert f"Candidates: {', '.join(others)}" in result.stdout
     assert serving(host) == before
