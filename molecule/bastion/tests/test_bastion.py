@@ -66,10 +66,19 @@ def test_the_bastion_is_set_up_for_its_deploy_user(bastion):
     timer = bastion.service("fastapi-deploy.timer")
     assert timer.is_enabled and timer.is_running
     assert "04:00:00" in bastion.check_output("systemctl show -p TimersCalendar --value fastapi-deploy.timer")
-    # The deploy user reaches the web hosts with host keys checked (known_hosts, no prompt).
+    # The deploy user reaches the web hosts' deploy user with host keys checked (known_hosts,
+    # no prompt): the keys the hardening role regenerated on each host.
     for name in WEB:
-        out = bastion.run(f"runuser -u deploy -- ssh -o BatchMode=yes -i {HOME}/.ssh/id_ed25519 root@{name} true")
+        out = bastion.run(f"runuser -u deploy -- ssh -o BatchMode=yes -i {HOME}/.ssh/id_ed25519 deploy@{name} true")
         assert out.rc == 0, out.stderr
+
+
+def test_the_web_hosts_are_hardened(web):
+    for name, host in web.items():
+        sshd = dict(line.split(" ", 1) for line in host.check_output("sshd -T").splitlines() if " " in line)
+        assert (sshd["permitrootlogin"], sshd["passwordauthentication"], sshd["allowusers"]) == ("no", "no", "deploy"), name
+        ruleset = host.check_output("nft list ruleset")
+        assert "policy drop" in ruleset, name
 
 
 def test_a_new_commit_is_deployed_to_both_hosts_with_one_release_id(bastion, app_repo):
