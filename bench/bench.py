@@ -144,6 +144,8 @@ class Bench:
 
             env["ANSIBLE_STRATEGY_PLUGINS"] = str(Path(ansible_mitogen.__file__).parent / "plugins" / "strategy")
             env["ANSIBLE_STRATEGY"] = "mitogen_linear"
+            # Mitogen's SSH ignores ansible_ssh_common_args' StrictHostKeyChecking=no.
+            env["ANSIBLE_HOST_KEY_CHECKING"] = "False"
         return env
 
     def playbook(self, name: str, hosts: list[str], label: str, *extra: str) -> tuple[float, int]:
@@ -205,9 +207,6 @@ class Bench:
         took, ch = self.deploy("cold-second", h[1:2])
         self.record("cold_second", "cold provision, second host (archive reused)", [took], [ch],
                     ratio_to_first=round(took / self.results["timings"]["cold_first"]["median"], 3))
-        if len(h) > 2:
-            took, ch = self.deploy("cold-rest", h[2:])
-            self.record("cold_rest", f"cold provision, {len(h) - 2} more hosts at once (archive reused)", [took], [ch])
 
     def phase_redeploys(self, suffix: str = "") -> None:
         n, one = self.args.runs, self.hosts[:1]
@@ -215,15 +214,38 @@ class Bench:
         self.repeat("rerun" + suffix, "deploy.yml rerun, nothing changed" + tag, self.args.rerun_runs, self.deploy, one)
         self.repeat("redeploy_code" + suffix, "redeploy, new commit, same requirements" + tag, n, self.deploy, one,
                     prepare=self.commit)
-        if not suffix:
-            self.repeat("redeploy_requirements", "redeploy, new commit, changed requirements (new venv)", n,
-                        self.deploy, one, prepare=lambda: self.commit(requirements=True))
         self.repeat("rollback" + suffix, "rollback.yml (previous release)" + tag, n, self.rollback, one)
 
+    def phase_requirements(self) -> None:
+        self.repeat("redeploy_requirements", "redeploy, new commit, changed requirements (new venv)", self.args.runs,
+                    self.deploy, self.hosts[:1], prepare=lambda: self.commit(requirements=True))
+
+    def phase_mitogen(self) -> None:
+        """The same rerun / redeploy / rollback with mitogen's mitogen_linear strategy."""
+        self.mitogen, self.prefix = True, "mitogen-"
+        try:
+            # After the rollbacks host 1 serves an older commit: back to the head first (untimed).
+            self.deploy("settle", self.hosts[:1])
+            self.phase_redeploys("_mitogen")
+            self.results["connection"] += "; rows marked (mitogen): mitogen_linear over the same SSH"
+        finally:
+            self.mitogen, self.prefix = False, ""
+
     def phase_fleet(self, suffix: str = "") -> None:
+        h = self.hosts
+        if len(h) > 2 and "cold_rest" not in self.results["timings"]:
+            took, ch = self.deploy("cold-rest", h[2:])
+            self.record("cold_rest", f"cold provision, {len(h) - 2} more hosts at once (archive reused)", [took], [ch])
         base = None
         for k in self.args.fleet:
             key = f"fleet_{k}{suffix}"
+            same = self.results["timings"].get("redeploy_code" + suffix)
+            if k == 1 and same:  # the same measurement: a code-only redeploy of host 1
+                self.results["timings"][key] = dict(same, label=same["label"].replace(
+                    "redeploy, new commit, same requirements", "redeploy (code only), 1 host (= above)"))
+                base = same["median"]
+                self.results["timings"][key]["ratio_to_1"] = 1.0
+                continue
             self.repeat(key, f"redeploy (code only), {k} host{'s' if k > 1 else ''}" + (" (mitogen)" if suffix else ""),
                         self.args.runs, self.deploy, self.hosts[:k], prepare=self.commit)
             entry = self.results["timings"][key]
@@ -296,6 +318,8 @@ class Bench:
             lines.append(f"| req/s `{r['path']}` in the container ({r['clients']} clients, {r['seconds']} s): nginx TLS "
                          f"{r['nginx_tls']['rps']:.0f}, Gunicorn socket {r['gunicorn_unix']['rps']:.0f}, "
                          f"ratio {r['ratio']:.2f} | | | | 1 | |")
+        if not self.results.get("complete"):
+            lines.append("| (partial: the run did not finish every phase; see notes) | | | | | |")
         return "\n".join(lines)
 
     def chart(self, path: Path) -> None:
@@ -324,12 +348,14 @@ class Bench:
         fig.savefig(path, dpi=100)
         plt.close(fig)
 
-    def write(self) -> None:
+    def write(self, show: bool = True) -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         name = "latest" if not self.args.quick else "quick"
         self.results["table"] = self.table()
         (RESULTS / f"{name}.json").write_text(json.dumps(self.results, indent=2) + "\n")
         self.chart(RESULTS / f"{name}.png")
+        if not show:
+            return
         print()
         print(self.results["table"])
         print(f"\nwritten: {RESULTS / (name + '.json')}, {RESULTS / (name + '.png')}")
@@ -343,33 +369,40 @@ class Bench:
         self.make_repo()
         log(f"containers: {' '.join(self.hosts)}")
         self.start_containers()
-        phases = a.phases
-        if "cold" in phases:
-            self.phase_cold()
-        if "redeploy" in phases:
-            self.phase_redeploys()
-        if "fleet" in phases:
-            self.phase_fleet()
-        if "load" in phases:
-            self.phase_load()
-        if "rps" in phases:
-            self.phase_rps()
+        # Cheapest and most telling first; the results are written after every phase, so
+        # an interrupted run still leaves what it measured (marked complete: false).
+        order = [("cold", self.phase_cold), ("redeploy", self.phase_redeploys), ("load", self.phase_load),
+                 ("rps", self.phase_rps), ("mitogen", self.phase_mitogen),
+                 ("requirements", self.phase_requirements), ("fleet", self.phase_fleet)]
         if a.mitogen:
-            self.mitogen = True
-            self.prefix = "mitogen-"
+            a.phases.append("mitogen")
+        self.results["complete"] = False
+        failed = False
+        for name, phase in order:
+            if name not in a.phases:
+                continue
             try:
-                self.phase_redeploys("_mitogen")
-                if "fleet" in phases:
-                    self.phase_fleet("_mitogen")
-                self.results["connection"] += "; mitogen_linear rows marked (mitogen)"
-            except Exception as exc:  # report, do not lose the SSH results
-                self.results["notes"].append(f"mitogen failed: {exc}"[:2000])
-                log(f"mitogen failed: {exc}")
+                phase()
+            except Exception as exc:
+                self.results["notes"].append(f"phase {name} failed: {exc}"[:3000])
+                log(f"phase {name} failed: {exc}")
+                failed = True
+                if name == "cold":
+                    break
+            self.finish(started, write=True)
+        self.results["complete"] = not failed
+        self.finish(started, write=True, show=True)
+        if failed:
+            sys.exit(1)
+
+    def finish(self, started: float, write: bool, show: bool = False) -> None:
         self.results["load_average_end"] = list(os.getloadavg())
-        self.results["load_average_during_playbooks"] = {
-            "mean_1min": round(statistics.mean(self.loads), 2), "max_1min": round(max(self.loads), 2)}
+        if self.loads:
+            self.results["load_average_during_playbooks"] = {
+                "mean_1min": round(statistics.mean(self.loads), 2), "max_1min": round(max(self.loads), 2)}
         self.results["total_seconds"] = round(time.monotonic() - started, 1)
-        self.write()
+        if write and self.results["timings"]:
+            self.write(show)
 
 
 def main() -> None:
@@ -378,7 +411,7 @@ def main() -> None:
                    help="1 run each, hosts 1 and 2, reuse the main Python archive (no compile)")
     p.add_argument("--mitogen", action="store_true", help="also time rerun/redeploy/rollback with mitogen_linear")
     p.add_argument("--runs", type=int, default=None, help="runs per redeploy/rollback timing (default 3)")
-    p.add_argument("--phases", default="cold,redeploy,fleet,load,rps")
+    p.add_argument("--phases", default="cold,redeploy,load,rps,requirements,fleet")
     p.add_argument("--keep", action="store_true", help="keep the containers afterwards (debugging)")
     a = p.parse_args()
     a.phases = a.phases.split(",")
@@ -388,7 +421,7 @@ def main() -> None:
         a.fleet = [1, 2]
     else:
         a.runs = a.runs or 3
-        a.rerun_runs = max(a.runs, 5)
+        a.rerun_runs = max(a.runs, 3)
         a.fleet = [1, 2, 4]
     a.hosts = max(a.fleet) if "fleet" in a.phases else 2
     a.rps_clients, a.rps_seconds = 4, (5 if a.quick else 10)

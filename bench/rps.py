@@ -28,16 +28,24 @@ class UnixConnection(http.client.HTTPConnection):
         self.sock.connect(self.path)
 
 
+class TLSConnection(http.client.HTTPConnection):
+    """HTTPS to an address, with the server name (SNI) nginx's site answers to."""
+
+    def __init__(self, address: str, server_name: str = "localhost") -> None:
+        super().__init__("localhost", timeout=10)
+        host, _, port = address.rpartition(":")
+        self.address, self.server_name = (host, int(port)), server_name
+        self.context = ssl.create_default_context()
+        self.context.check_hostname = False
+        self.context.verify_mode = ssl.CERT_NONE
+
+    def connect(self) -> None:
+        sock = socket.create_connection(self.address, timeout=10)
+        self.sock = self.context.wrap_socket(sock, server_hostname=self.server_name)
+
+
 def connection(kind: str, target: str) -> http.client.HTTPConnection:
-    if kind == "unix":
-        return UnixConnection(target)
-    host, _, port = target.rpartition(":")
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
-    conn._tunnel_host = None
-    return conn
+    return UnixConnection(target) if kind == "unix" else TLSConnection(target)
 
 
 def client(kind: str, target: str, path: str, seconds: float, out: "multiprocessing.Queue[tuple[int, int]]") -> None:
