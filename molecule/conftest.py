@@ -46,6 +46,17 @@ def serving(host, app_root: str = "/srv/app") -> dict:
     return json.loads(host.file(f"{app_root}/state.json").content_string)
 
 
+def releases(host, app_root: str = "/srv/app") -> list[dict]:
+    """The release manifests on a host (the app role's bin/releases list), newest first."""
+    return json.loads(host.check_output(f"{app_root}/bin/releases list {app_root}"))
+
+
+@pytest.fixture(scope="module")
+def https(host) -> str:
+    """The base URL of nginx's HTTPS port as published on 127.0.0.1 for this host."""
+    return f"https://localhost:{published_port(host.backend.get_hostname(), 443)}"
+
+
 def ansible_playbook(playbook: str, inventory: str | Path, *extra: str) -> subprocess.CompletedProcess:
     """Run one of the project's playbooks from the repository root, as a user would."""
     env = {k: v for k, v in os.environ.items() if k not in ("ANSIBLE_FORCE_COLOR", "PY_COLORS")}
@@ -58,6 +69,49 @@ def ansible_playbook(playbook: str, inventory: str | Path, *extra: str) -> subpr
         timeout=900,
         env=env,
     )
+
+
+class AppRepo:
+    """A working copy of the scenario's app repository: tests commit to it and push, as a developer would."""
+
+    def __init__(self, bare: Path, work: Path) -> None:
+        self.bare, self.work = bare, work
+        self.git("clone", "--quiet", str(bare), str(work), cwd=work.parent)
+
+    def git(self, *args: str, cwd: Path | None = None) -> str:
+        env = {**os.environ, "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost",
+               "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost"}
+        return subprocess.run(
+            ["git", *args], cwd=cwd or self.work, check=True, capture_output=True, text=True, env=env
+        ).stdout.strip()
+
+    def commit(self, message: str, change) -> str:
+        """Apply change(work_dir), commit it on main and push; the new sha."""
+        self.git("pull", "--quiet", "--ff-only", "origin", "main")
+        change(self.work)
+        self.git("add", "-A")
+        self.git("commit", "--quiet", "-m", message)
+        self.git("push", "--quiet", "origin", "HEAD:main")
+        return self.git("rev-parse", "HEAD")
+
+    def revert(self) -> str:
+        """Revert the last commit and push: a new sha with the code before it."""
+        self.git("pull", "--quiet", "--ff-only", "origin", "main")
+        self.git("revert", "--no-edit", "HEAD")
+        self.git("push", "--quiet", "origin", "HEAD:main")
+        return self.git("rev-parse", "HEAD")
+
+
+@pytest.fixture(scope="session")
+def app_repo(tmp_path_factory) -> AppRepo:
+    scenario = os.environ["MOLECULE_SCENARIO_NAME"]
+    bare = ROOT / ".cache/fixtures/scenarios" / scenario / "app.git"
+    return AppRepo(bare, tmp_path_factory.mktemp("app") / "work")
+
+
+@pytest.fixture(scope="session")
+def inventory_file() -> str:
+    return os.environ["MOLECULE_INVENTORY_FILE"]
 
 
 def recap(result: subprocess.CompletedProcess) -> dict[str, int]:

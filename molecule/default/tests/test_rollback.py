@@ -6,20 +6,21 @@ import time
 import httpx
 
 import conftest
-from conftest import serving
+from conftest import releases, serving
 from load import Load
 
 
 def test_rollback_serves_the_previous_release_without_migrating(host):
     before = serving(host)
-    releases = sorted(host.file("/srv/app/releases").listdir())
-    previous = releases[releases.index(before["release"]) - 1]
+    manifests = releases(host)
+    # The newest release older than the serving one that did not fail.
+    previous = next(m["id"] for m in manifests if m["id"] < before["release"] and m["status"] == "prepared")
     port = conftest.published_port(host.backend.get_hostname(), 443)
     with Load(f"https://localhost:{port}/items", clients=4, seconds=300, requests=200_000) as load:
         started = time.monotonic()
         result = conftest.ansible_playbook("rollback.yml", os.environ["MOLECULE_INVENTORY_FILE"])
         took = time.monotonic() - started
-    print(f"\nrollback on one host (podman exec connection): {took:.1f} s; under load: {load.result.summary()}")
+    print(f"\nrollback on one host (over SSH): {took:.1f} s; under load: {load.result.summary()}")
     assert result.returncode == 0, result.stdout[-3000:]
     assert load.result.sent > 0
     assert load.result.failed == 0, load.result.summary()
@@ -38,6 +39,7 @@ def test_rollback_to_an_unknown_release_is_refused_with_the_candidates(host):
     result = conftest.ansible_playbook("rollback.yml", os.environ["MOLECULE_INVENTORY_FILE"], "-e", "release=no-such")
     assert result.returncode != 0
     assert "no release no-such here" in result.stdout
-    others = [r for r in host.file("/srv/app/releases").listdir() if r != before["release"]]
-    assert f"Candidates: {', '.join(sorted(others, reverse=True))}" in result.stdout
+    manifests = releases(host)
+    others = [m["id"] for m in manifests if m["id"] != before["release"] and m["status"] == "prepared"]
+    assert f"Candidates: {', '.join(others)}" in result.stdout
     assert serving(host) == before
