@@ -69,7 +69,9 @@ class Bench:
     def start_containers(self) -> None:
         self.cleanup()
         for name in self.hosts:
+            # NET_ADMIN: the hardening role's nftables firewall, as on a server.
             sh("podman", "run", "-d", "--name", name, "--hostname", name, "--systemd=always",
+               "--cap-add", "NET_ADMIN",
                "-p", "127.0.0.1::22", "-p", "127.0.0.1::443",
                "-v", f"{CACHE / 'fixtures'}:/opt/fixtures:ro",
                "-v", f"{WORK / 'repo'}:/opt/bench:ro",
@@ -110,6 +112,8 @@ class Bench:
                         "DATABASE_URL": "sqlite+aiosqlite:////srv/app/shared/data/app.db"},
             "app_gunicorn_workers": 2,
             "nginx_server_names": ["localhost"],
+            # The stack as users run it, hardening included; root logs in with its key only.
+            "hardening_ssh_permit_root_login": "prohibit-password",
         }}}}}
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.inventory.write_text(json.dumps(inventory, indent=1))
