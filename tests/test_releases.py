@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import socketserver
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +65,116 @@ def test_list_reports_a_release_without_manifest_as_incomplete(root: Path):
     statuses = {m["id"]: m["status"] for m in json.loads(out.stdout)}
     assert statuses["20260104T000000Z-abc4"] == "incomplete"
     assert list(statuses)[0] == "20260108T000000Z-abc8"  # newest first
+
+
+# ------------------------------------------------------------------ switch, health, stop
+
+def releases_cmd(*args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(RELEASES), *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_switch_moves_the_links_and_records_the_state(root: Path):
+    sock = "/run/app/green.sock"
+    release = str(root / "releases/20260105T000000Z-abc5")
+    env = str(root / "shared/env/serving.env")
+    state = json.dumps({"slot": "green", "release": "20260105T000000Z-abc5", "sha": "abc5"})
+    first = releases_cmd("switch", str(root), sock, release, env, state)
+    assert first.returncode == 0, first.stderr
+    assert (root / "serving.sock").is_symlink() and str((root / "serving.sock").readlink()) == sock
+    assert str((root / "current").readlink()) == release
+    assert json.loads((root / "state.json").read_text()) == json.loads(state)
+    assert sorted(json.loads(first.stdout)["changed"]) == sorted(
+        str(root / p) for p in ("serving.sock", "current", "state.json"))  # .env already pointed there
+    # Nothing left beside the links, and the same switch again changes nothing.
+    assert not list(root.glob("*.new")) and not list((root / "shared").glob("*.new"))
+    again = releases_cmd("switch", str(root), sock, release, env, state)
+    assert json.loads(again.stdout)["changed"] == []
+
+
+@pytest.fixture
+def supervisorctl(tmp_path: Path) -> tuple[dict, Path]:
+    """A stand-in for supervisorctl on PATH: it answers `status` with the state in a file
+    and logs every call (the helper's own logic is what is tested here)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    state, calls = tmp_path / "state", tmp_path / "calls"
+    (bindir / "supervisorctl").write_text(f"""#!/bin/sh
+echo "$@" >> {calls}
+if [ "$1" = status ]; then
+  if [ -s {state} ]; then echo "$2   $(cat {state})   pid 1, uptime 0:00:01"; else echo "$2: ERROR (no such process)"; exit 4; fi
+fi
+if [ "$1" = remove ]; then : > {state}; fi
+""")
+    (bindir / "supervisorctl").chmod(0o755)
+    env = {"PATH": f"{bindir}:/usr/bin:/bin"}
+    return env, tmp_path
+
+
+def serve_once(path: Path, status: int) -> threading.Thread:
+    """An HTTP server on a unix socket that answers every GET with STATUS."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    class UnixServer(socketserver.UnixStreamServer):
+        def get_request(self):
+            request, _ = super().get_request()
+            return request, ("local", 0)
+
+    server = UnixServer(str(path), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_health_passes_when_the_socket_answers_the_status(supervisorctl):
+    env, tmp = supervisorctl
+    (tmp / "state").write_text("RUNNING")
+    serve_once(tmp / "app.sock", 200)
+    result = releases_cmd("health", str(tmp / "app.sock"), "/health", "200", "10", "app-blue", env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == 200
+
+
+def test_health_fails_after_the_timeout_with_the_last_answer(supervisorctl):
+    env, tmp = supervisorctl
+    (tmp / "state").write_text("RUNNING")
+    serve_once(tmp / "app.sock", 503)
+    started = time.monotonic()
+    result = releases_cmd("health", str(tmp / "app.sock"), "/health", "200", "2", "app-blue", env=env)
+    assert result.returncode != 0
+    assert 2 <= time.monotonic() - started < 10
+    assert "/health did not answer 200 within 2 s" in result.stderr and "last: HTTP 503" in result.stderr
+
+
+def test_health_gives_up_at_once_on_a_program_that_does_not_stay_up(supervisorctl):
+    env, tmp = supervisorctl
+    (tmp / "state").write_text("BACKOFF")
+    started = time.monotonic()
+    # Nothing listens on the socket: without the Supervisor check this would wait 60 s.
+    result = releases_cmd("health", str(tmp / "nothing.sock"), "/health", "200", "60", "app-blue", env=env)
+    assert result.returncode != 0
+    assert time.monotonic() - started < 10
+    assert "app-blue is BACKOFF in Supervisor" in result.stderr
+
+
+def test_stop_stops_removes_and_deletes_the_program_file(supervisorctl):
+    env, tmp = supervisorctl
+    (tmp / "state").write_text("RUNNING")
+    conf = tmp / "app-blue.conf"
+    conf.write_text("[program:app-blue]\n")
+    result = releases_cmd("stop", "app-blue", str(conf), "0", env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"stopped": True}
+    assert not conf.exists()
+    calls = (tmp / "calls").read_text().splitlines()
+    assert calls.index("stop app-blue") < calls.index("remove app-blue")
+    # An empty slot: nothing to stop, reported unchanged.
+    again = releases_cmd("stop", "app-blue", str(conf), "0", env=env)
+    assert json.loads(again.stdout) == {"stopped": False}
