@@ -101,7 +101,9 @@ def supervisorctl(tmp_path: Path) -> tuple[dict, Path]:
     (bindir / "supervisorctl").write_text(f"""#!/bin/sh
 echo "$@" >> {calls}
 if [ "$1" = status ]; then
-  if [ -s {state} ]; then echo "$2   $(cat {state})   pid 1, uptime 0:00:01"; else echo "$2: ERROR (no such process)"; exit 4; fi
+  n=$(grep -c '^status' {calls})
+  if [ -s {state} ]; then echo "$2   $(cat {state})   pid $(( ${{PIDS_CHANGE:-0}} ? n : 1 )), uptime 0:00:01"
+  else echo "$2: ERROR (no such process)"; exit 4; fi
 fi
 if [ "$1" = remove ]; then : > {state}; fi
 """)
@@ -133,35 +135,51 @@ def serve_once(path: Path, status: int) -> threading.Thread:
     return thread
 
 
-def test_health_passes_when_the_socket_answers_the_status(supervisorctl):
+def start(env: dict, sock: Path, timeout: int) -> subprocess.CompletedProcess:
+    return releases_cmd("start", "app-blue", str(sock), "/health", "200", str(timeout), env=env)
+
+
+def test_start_adds_the_program_and_passes_when_the_socket_answers_the_status(supervisorctl):
     env, tmp = supervisorctl
     (tmp / "state").write_text("RUNNING")
     serve_once(tmp / "app.sock", 200)
-    result = releases_cmd("health", str(tmp / "app.sock"), "/health", "200", "10", "app-blue", env=env)
+    result = start(env, tmp / "app.sock", 10)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"] == 200
+    assert (tmp / "calls").read_text().splitlines()[0] == "update app-blue"
 
 
-def test_health_fails_after_the_timeout_with_the_last_answer(supervisorctl):
+def test_start_fails_after_the_timeout_with_the_last_answer(supervisorctl):
     env, tmp = supervisorctl
     (tmp / "state").write_text("RUNNING")
     serve_once(tmp / "app.sock", 503)
     started = time.monotonic()
-    result = releases_cmd("health", str(tmp / "app.sock"), "/health", "200", "2", "app-blue", env=env)
+    result = start(env, tmp / "app.sock", 2)
     assert result.returncode != 0
     assert 2 <= time.monotonic() - started < 10
     assert "/health did not answer 200 within 2 s" in result.stderr and "last: HTTP 503" in result.stderr
 
 
-def test_health_gives_up_at_once_on_a_program_that_does_not_stay_up(supervisorctl):
+def test_start_gives_up_at_once_on_a_program_that_does_not_stay_up(supervisorctl):
     env, tmp = supervisorctl
     (tmp / "state").write_text("BACKOFF")
     started = time.monotonic()
     # Nothing listens on the socket: without the Supervisor check this would wait 60 s.
-    result = releases_cmd("health", str(tmp / "nothing.sock"), "/health", "200", "60", "app-blue", env=env)
+    result = start(env, tmp / "nothing.sock", 60)
     assert result.returncode != 0
     assert time.monotonic() - started < 10
     assert "app-blue is BACKOFF in Supervisor" in result.stderr
+
+
+def test_start_gives_up_at_once_on_a_program_supervisor_restarts(supervisorctl):
+    env, tmp = supervisorctl
+    (tmp / "state").write_text("RUNNING")
+    started = time.monotonic()
+    # RUNNING each time it is asked, with a new pid: it crashed and was restarted.
+    result = start({**env, "PIDS_CHANGE": "1"}, tmp / "nothing.sock", 60)
+    assert result.returncode != 0
+    assert time.monotonic() - started < 10
+    assert "app-blue was restarted by Supervisor" in result.stderr
 
 
 def test_stop_stops_removes_and_deletes_the_program_file(supervisorctl):

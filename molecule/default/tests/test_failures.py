@@ -107,13 +107,13 @@ FAILURES = [
             "    engine = make_engine(settings.database_url)\n",
             "    raise RuntimeError('injected startup failure')\n    engine = make_engine(settings.database_url)\n",
         ),
-        "Wait for the health path to answer",
+        "Start the program and wait for its health path",
         "RuntimeError: injected startup failure",
     ),
     Failure(
         "an app whose health check fails",
         append("app/main.py", UNHEALTHY),
-        "Wait for the health path to answer",
+        "Start the program and wait for its health path",
         "did not answer 200",
     ),
 ]
