@@ -51,6 +51,7 @@ class Bench:
         self.repo = WORK / "repo" / "app.git"
         self.checkout = WORK / "checkout"
         self.archives = WORK / "python-archives" if not args.quick else CACHE / "python-archives"
+        self.venv_archives = WORK / "venv-archives"
         self.inventory = self.run_dir / "inventory.yml"
         self.mitogen = False
         self.commits = 0
@@ -107,6 +108,8 @@ class Bench:
             "python_source_tarball": str(CACHE / "fixtures/python/Python-3.11.2.tgz"),
             "python_source_sha256": "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849",
             "python_archive_dir": str(self.archives),
+            # The first host builds each venv, the others unpack it (emptied at each run start).
+            "app_venv_archive_dir": str(self.venv_archives),
             "app_repo": "file:///opt/bench/app.git",
             "app_env": {"ENVIRONMENT": "test", "DEBUG": "false",
                         "DATABASE_URL": "sqlite+aiosqlite:////srv/app/shared/data/app.db"},
@@ -203,6 +206,8 @@ class Bench:
         h = self.hosts
         if not self.args.quick:
             shutil.rmtree(self.archives, ignore_errors=True)
+        # The first host builds the app's venv (as it compiles Python in a full run).
+        shutil.rmtree(self.venv_archives, ignore_errors=True)
         self.archives.mkdir(parents=True, exist_ok=True)
         compiled = not (self.archives / "cpython-3.11.2-debian12-x86_64.tar.gz").exists()
         took, ch = self.deploy("cold-first", h[:1])
@@ -250,6 +255,9 @@ class Bench:
                 base = same["median"]
                 self.results["timings"][key]["ratio_to_1"] = 1.0
                 continue
+            # Untimed: every host of the k to the head first (one may lag behind, e.g. on an
+            # older requirements.txt), so that the timed runs are code-only on all of them.
+            self.deploy(f"settle-{k}", self.hosts[:k])
             self.repeat(key, f"redeploy (code only), {k} host{'s' if k > 1 else ''}" + (" (mitogen)" if suffix else ""),
                         self.args.runs, self.deploy, self.hosts[:k], prepare=self.commit)
             entry = self.results["timings"][key]
