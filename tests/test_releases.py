@@ -160,26 +160,20 @@ def test_start_fails_after_the_timeout_with_the_last_answer(supervisorctl):
     assert "/health did not answer 200 within 2 s" in result.stderr and "last: HTTP 503" in result.stderr
 
 
-def test_start_gives_up_at_once_on_a_program_that_does_not_stay_up(supervisorctl):
+@pytest.mark.parametrize("state, pids_change, says", [
+    ("BACKOFF", "0", "app-blue is BACKOFF in Supervisor"),
+    # RUNNING each time it is asked, with a new pid: it crashed and was restarted.
+    ("RUNNING", "1", "app-blue was restarted by Supervisor"),
+], ids=["backoff", "restarted"])
+def test_start_gives_up_at_once_on_a_program_that_does_not_stay_up(supervisorctl, state, pids_change, says):
     env, tmp = supervisorctl
-    (tmp / "state").write_text("BACKOFF")
+    (tmp / "state").write_text(state)
     started = time.monotonic()
     # Nothing listens on the socket: without the Supervisor check this would wait 60 s.
-    result = start(env, tmp / "nothing.sock", 60)
+    result = start({**env, "PIDS_CHANGE": pids_change}, tmp / "nothing.sock", 60)
     assert result.returncode != 0
     assert time.monotonic() - started < 10
-    assert "app-blue is BACKOFF in Supervisor" in result.stderr
-
-
-def test_start_gives_up_at_once_on_a_program_supervisor_restarts(supervisorctl):
-    env, tmp = supervisorctl
-    (tmp / "state").write_text("RUNNING")
-    started = time.monotonic()
-    # RUNNING each time it is asked, with a new pid: it crashed and was restarted.
-    result = start({**env, "PIDS_CHANGE": "1"}, tmp / "nothing.sock", 60)
-    assert result.returncode != 0
-    assert time.monotonic() - started < 10
-    assert "app-blue was restarted by Supervisor" in result.stderr
+    assert says in result.stderr
 
 
 def test_stop_stops_removes_and_deletes_the_program_file(supervisorctl):
