@@ -263,6 +263,16 @@ class Bench:
             entry = self.results["timings"][key]
             base = base or entry["median"]
             entry["ratio_to_1"] = round(entry["median"] / base, 3)
+        # The same fleet with nothing to change: the tool's own cost of more hosts, without
+        # the hosts' CPU-bound work (app imports, Gunicorn's start) that the containers,
+        # unlike real hosts, share on this machine's cores.
+        k = max(self.args.fleet)
+        rerun = self.results["timings"].get("rerun" + suffix)
+        if k > 1 and rerun:
+            key = f"fleet_rerun_{k}{suffix}"
+            self.repeat(key, f"deploy.yml rerun, nothing changed, {k} hosts" + (" (mitogen)" if suffix else ""),
+                        self.args.runs, self.deploy, self.hosts[:k])
+            self.results["timings"][key]["ratio_to_1"] = round(self.results["timings"][key]["median"] / rerun["median"], 3)
 
     def under_load(self, key: str, label: str, action) -> None:
         port = self.port(self.hosts[0], 443)
