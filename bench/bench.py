@@ -408,8 +408,8 @@ class Bench:
         ax.invert_yaxis()
         ax.set_xscale("log")
         ax.set_xlabel("seconds (median, min-max bars; log scale)")
-        for i, m in enumerate(med):
-            ax.text(m * 1.05, i, f"{m:.1f}", va="center", fontsize=8)
+        for i, (m, top) in enumerate(zip(med, (t[k]["max"] for k in keys))):
+            ax.text(top * 1.06, i, f"{m:.1f}", va="center", fontsize=8)  # right of the max bar
         ax.set_title(f"fastapi-deploy benchmark {self.results['date'][:10]} "
                      f"({self.results['machine']['cores']} cores, over SSH with pipelining)", fontsize=10)
         fig.tight_layout()
