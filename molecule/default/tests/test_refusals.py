@@ -53,6 +53,16 @@ def test_missing_app_repo_fails_before_any_change(inventory, scenario_vars, host
     assert serving(host) == before
 
 
+def test_a_malformed_keepalive_time_is_refused_before_nginx_changes(inventory, scenario_vars, host):
+    before = serving(host)
+    result = deploy(inventory({**scenario_vars, "nginx_upstream_keepalive_time": "half a second"}))
+    assert result.returncode != 0
+    assert "nginx_upstream_keepalive_time must be an nginx time like 500ms" in result.stdout
+    assert recap(result)["changed"] == 0
+    assert serving(host) == before
+    assert "half a second" not in host.file("/etc/nginx/upstreams/app.conf").content_string
+
+
 def test_relative_sqlite_url_is_refused_with_the_reason(inventory, scenario_vars):
     relative = {**scenario_vars, "app_env": {**scenario_vars["app_env"], "DATABASE_URL": "sqlite+aiosqlite:///app.db"}}
     result = deploy(inventory(relative))
