@@ -135,8 +135,9 @@ def serve_once(path: Path, status: int) -> threading.Thread:
     return thread
 
 
-def start(env: dict, sock: Path, timeout: int) -> subprocess.CompletedProcess:
-    return releases_cmd("start", "app-blue", str(sock), "/health", "200", str(timeout), env=env)
+def start(env: dict, sock: Path, timeout: int, log: Path | None = None) -> subprocess.CompletedProcess:
+    log = log or sock.with_name("app-blue.log")
+    return releases_cmd("start", "app-blue", str(sock), "/health", "200", str(timeout), str(log), env=env)
 
 
 def test_start_adds_the_program_and_passes_when_the_socket_answers_the_status(supervisorctl):
@@ -174,6 +175,33 @@ def test_start_gives_up_at_once_on_a_program_that_does_not_stay_up(supervisorctl
     assert result.returncode != 0
     assert time.monotonic() - started < 10
     assert says in result.stderr
+
+
+def test_a_failed_start_shows_what_the_program_wrote_during_it(supervisorctl):
+    env, tmp = supervisorctl
+    (tmp / "state").write_text("BACKOFF")
+    log = tmp / "app-blue.log"
+    log.write_text("an earlier run's line\n")
+    # The stand-in Supervisor "starts" the program: update appends its output to the log.
+    script = (tmp / "bin/supervisorctl").read_text().replace(
+        'if [ "$1" = remove ]', f'if [ "$1" = update ]; then printf "Traceback\\nRuntimeError: boom\\n" >> {log}; fi\nif [ "$1" = remove ]')
+    (tmp / "bin/supervisorctl").write_text(script)
+    result = start(env, tmp / "nothing.sock", 60, log)
+    assert result.returncode != 0
+    assert "RuntimeError: boom" in result.stderr
+    assert "an earlier run's line" not in result.stderr
+
+
+def test_a_long_output_keeps_its_beginning_and_its_end(supervisorctl):
+    env, tmp = supervisorctl
+    (tmp / "state").write_text("BACKOFF")
+    log = tmp / "app-blue.log"
+    script = (tmp / "bin/supervisorctl").read_text().replace(
+        'if [ "$1" = remove ]', f'if [ "$1" = update ]; then seq 1 500 >> {log}; fi\nif [ "$1" = remove ]')
+    (tmp / "bin/supervisorctl").write_text(script)
+    lines = start(env, tmp / "nothing.sock", 60, log).stderr.splitlines()
+    assert lines[2:4] == ["1", "2"] and lines[-1] == "500"
+    assert "[... 440 lines ...]" in lines
 
 
 def test_stop_stops_removes_and_deletes_the_program_file(supervisorctl):

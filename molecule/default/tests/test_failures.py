@@ -131,37 +131,39 @@ def test_a_failing_release_is_never_served(failure, host, https, app_repo, inven
     rows = items(https)
     before = serving(host)
     bad_sha = app_repo.commit(f"Break the app: {failure.name}", failure.change)
+    try:
+        with Load(f"{https}/items", clients=4, seconds=300, requests=200_000) as load:
+            started = time.monotonic()
+            result = conftest.ansible_playbook("deploy.yml", inventory_file)
+            took = time.monotonic() - started
+        print(f"\n{failure.name}: deploy failed in {took:.1f} s; under load: {load.result.summary()}")
 
-    with Load(f"{https}/items", clients=4, seconds=300, requests=200_000) as load:
-        started = time.monotonic()
-        result = conftest.ansible_playbook("deploy.yml", inventory_file)
-        took = time.monotonic() - started
-    print(f"\n{failure.name}: deploy failed in {took:.1f} s; under load: {load.result.summary()}")
+        # The play fails, naming the host, the step and what explains it.
+        assert result.returncode != 0, result.stdout[-3000:]
+        hostname = host.backend.get_hostname()
+        assert f'{hostname}: release ' in result.stdout, result.stdout[-3000:]
+        assert f'failed at "{failure.step}' in result.stdout, result.stdout[-3000:]
+        assert failure.says in result.stdout, result.stdout[-3000:]
+        assert f"release {before['release']} keeps serving" in result.stdout
 
-    # The play fails, naming the host, the step and what explains it.
-    assert result.returncode != 0, result.stdout[-3000:]
-    hostname = host.backend.get_hostname()
-    assert f'{hostname}: release ' in result.stdout, result.stdout[-3000:]
-    assert f'failed at "{failure.step}' in result.stdout, result.stdout[-3000:]
-    assert failure.says in result.stdout, result.stdout[-3000:]
-    assert f"release {before['release']} keeps serving" in result.stdout
+        # Users saw nothing: every request answered, by the old release, with all the rows.
+        assert load.result.sent > 0
+        assert load.result.failed == 0, load.result.summary()
+        assert serving(host) == before
+        health = httpx.get(f"{https}/health", verify=False).json()
+        assert health["release"] == before["release"]
+        assert items(https) == rows
 
-    # Users saw nothing: every request answered, by the old release, with all the rows.
-    assert load.result.sent > 0
-    assert load.result.failed == 0, load.result.summary()
-    assert serving(host) == before
-    health = httpx.get(f"{https}/health", verify=False).json()
-    assert health["release"] == before["release"]
-    assert items(https) == rows
-
-    # The failed release is kept for inspection and marked failed.
-    newest = releases(host)[0]
-    assert newest["sha"] == bad_sha
-    assert newest["status"] == "failed", newest
-    assert newest["failed_step"].startswith(failure.step), newest
+        # The failed release is kept for inspection and marked failed.
+        newest = releases(host)[0]
+        assert newest["sha"] == bad_sha
+        assert newest["status"] == "failed", newest
+        assert newest["failed_step"].startswith(failure.step), newest
+    finally:
+        # Whatever failed above, the next case starts from a good commit.
+        good_sha = app_repo.revert()
 
     # Reverting the commit deploys cleanly.
-    good_sha = app_repo.revert()
     result = conftest.ansible_playbook("deploy.yml", inventory_file)
     assert result.returncode == 0, result.stdout[-3000:]
     after = serving(host)
