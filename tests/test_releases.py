@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+import xmlrpc.client
+import xmlrpc.server
 from pathlib import Path
 
 import pytest
@@ -91,25 +93,73 @@ def test_switch_moves_the_links_and_records_the_state(root: Path):
     assert json.loads(again.stdout)["changed"] == []
 
 
+class FakeSupervisor:
+    """supervisord's XML-RPC interface as bin/releases uses it, on a unix socket: the state
+    the test sets, a new pid at each question when `pids_change`, every call logged (the
+    helper's own logic is what is tested here)."""
+
+    def __init__(self, path: Path) -> None:
+        self.state, self.pids_change, self.on_add = "", False, None
+        self.calls: list[str] = []
+        self.asked = 0
+
+        class Handler(xmlrpc.server.SimpleXMLRPCRequestHandler):
+            disable_nagle_algorithm = False  # a unix socket has no TCP options
+
+        class Server(socketserver.UnixStreamServer, xmlrpc.server.SimpleXMLRPCDispatcher):
+            logRequests = False
+
+            def __init__(self) -> None:
+                socketserver.UnixStreamServer.__init__(self, str(path), Handler)
+                xmlrpc.server.SimpleXMLRPCDispatcher.__init__(self, allow_none=True)
+
+            def get_request(self):
+                request, _ = super().get_request()
+                return request, ("local", 0)
+
+        self.server = Server()
+        for name in ("getProcessInfo", "reloadConfig", "addProcessGroup", "stopProcessGroup", "removeProcessGroup"):
+            self.server.register_function(getattr(self, name), f"supervisor.{name}")
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def known(self, name: str) -> None:
+        if not self.state:
+            raise xmlrpc.client.Fault(10, f"BAD_NAME: {name}")
+
+    def getProcessInfo(self, name):  # noqa: N802
+        self.calls.append(f"status {name}")
+        self.known(name)
+        self.asked += 1
+        return {"name": name, "statename": self.state, "pid": self.asked if self.pids_change else 1}
+
+    def reloadConfig(self):  # noqa: N802
+        self.calls.append("reread")
+        return [[["app-blue"], [], []]]
+
+    def addProcessGroup(self, name):  # noqa: N802
+        self.calls.append(f"add {name}")
+        if self.on_add:
+            self.on_add()
+        return True
+
+    def stopProcessGroup(self, name):  # noqa: N802
+        self.calls.append(f"stop {name}")
+        self.known(name)
+        return []
+
+    def removeProcessGroup(self, name):  # noqa: N802
+        self.calls.append(f"remove {name}")
+        self.known(name)
+        self.state = ""
+        return True
+
+
 @pytest.fixture
-def supervisorctl(tmp_path: Path) -> tuple[dict, Path]:
-    """A stand-in for supervisorctl on PATH: it answers `status` with the state in a file
-    and logs every call (the helper's own logic is what is tested here)."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    state, calls = tmp_path / "state", tmp_path / "calls"
-    (bindir / "supervisorctl").write_text(f"""#!/bin/sh
-echo "$@" >> {calls}
-if [ "$1" = status ]; then
-  n=$(grep -c '^status' {calls})
-  if [ -s {state} ]; then echo "$2   $(cat {state})   pid $(( ${{PIDS_CHANGE:-0}} ? n : 1 )), uptime 0:00:01"
-  else echo "$2: ERROR (no such process)"; exit 4; fi
-fi
-if [ "$1" = remove ]; then : > {state}; fi
-""")
-    (bindir / "supervisorctl").chmod(0o755)
-    env = {"PATH": f"{bindir}:/usr/bin:/bin"}
-    return env, tmp_path
+def supervisor(tmp_path: Path) -> tuple[dict, FakeSupervisor]:
+    fake = FakeSupervisor(tmp_path / "supervisor.sock")
+    yield {"SUPERVISOR_SOCKET": str(tmp_path / "supervisor.sock"), "PATH": "/usr/bin:/bin"}, fake
+    fake.server.shutdown()
+    fake.server.server_close()
 
 
 def serve_once(path: Path, status: int) -> threading.Thread:
@@ -140,81 +190,90 @@ def start(env: dict, sock: Path, timeout: int, log: Path | None = None) -> subpr
     return releases_cmd("start", "app-blue", str(sock), "/health", "200", str(timeout), str(log), env=env)
 
 
-def test_start_adds_the_program_and_passes_when_the_socket_answers_the_status(supervisorctl):
-    env, tmp = supervisorctl
-    (tmp / "state").write_text("RUNNING")
-    serve_once(tmp / "app.sock", 200)
-    result = start(env, tmp / "app.sock", 10)
+def test_start_adds_the_program_and_passes_when_the_socket_answers_the_status(supervisor, tmp_path):
+    env, fake = supervisor
+    fake.state = "RUNNING"
+    serve_once(tmp_path / "app.sock", 200)
+    result = start(env, tmp_path / "app.sock", 10)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"] == 200
-    assert (tmp / "calls").read_text().splitlines()[0] == "update app-blue"
+    assert fake.calls[:2] == ["reread", "add app-blue"]
 
 
-def test_start_fails_after_the_timeout_with_the_last_answer(supervisorctl):
-    env, tmp = supervisorctl
-    (tmp / "state").write_text("RUNNING")
-    serve_once(tmp / "app.sock", 503)
+def test_start_fails_after_the_timeout_with_the_last_answer(supervisor, tmp_path):
+    env, fake = supervisor
+    fake.state = "RUNNING"
+    serve_once(tmp_path / "app.sock", 503)
     started = time.monotonic()
-    result = start(env, tmp / "app.sock", 2)
+    result = start(env, tmp_path / "app.sock", 2)
     assert result.returncode != 0
     assert 2 <= time.monotonic() - started < 10
     assert "/health did not answer 200 within 2 s" in result.stderr and "last: HTTP 503" in result.stderr
 
 
 @pytest.mark.parametrize("state, pids_change, says", [
-    ("BACKOFF", "0", "app-blue is BACKOFF in Supervisor"),
+    ("BACKOFF", False, "app-blue is BACKOFF in Supervisor"),
     # RUNNING each time it is asked, with a new pid: it crashed and was restarted.
-    ("RUNNING", "1", "app-blue was restarted by Supervisor"),
+    ("RUNNING", True, "app-blue was restarted by Supervisor"),
 ], ids=["backoff", "restarted"])
-def test_start_gives_up_at_once_on_a_program_that_does_not_stay_up(supervisorctl, state, pids_change, says):
-    env, tmp = supervisorctl
-    (tmp / "state").write_text(state)
+def test_start_gives_up_at_once_on_a_program_that_does_not_stay_up(supervisor, tmp_path, state, pids_change, says):
+    env, fake = supervisor
+    fake.state, fake.pids_change = state, pids_change
     started = time.monotonic()
     # Nothing listens on the socket: without the Supervisor check this would wait 60 s.
-    result = start({**env, "PIDS_CHANGE": pids_change}, tmp / "nothing.sock", 60)
+    result = start(env, tmp_path / "nothing.sock", 60)
     assert result.returncode != 0
     assert time.monotonic() - started < 10
     assert says in result.stderr
 
 
-def test_a_failed_start_shows_what_the_program_wrote_during_it(supervisorctl):
-    env, tmp = supervisorctl
-    (tmp / "state").write_text("BACKOFF")
-    log = tmp / "app-blue.log"
+def test_start_fails_naming_the_program_supervisor_did_not_add(supervisor, tmp_path):
+    env, fake = supervisor  # state "": Supervisor does not know the program
+    result = start(env, tmp_path / "nothing.sock", 60)
+    assert result.returncode != 0
+    assert "Supervisor did not add app-blue" in result.stderr
+
+
+def test_start_fails_clearly_without_supervisord(tmp_path):
+    env = {"SUPERVISOR_SOCKET": str(tmp_path / "none.sock"), "PATH": "/usr/bin:/bin"}
+    result = start(env, tmp_path / "nothing.sock", 60)
+    assert result.returncode != 0
+    assert "Supervisor could not add app-blue" in result.stderr
+
+
+def test_a_failed_start_shows_what_the_program_wrote_during_it(supervisor, tmp_path):
+    env, fake = supervisor
+    fake.state = "BACKOFF"
+    log = tmp_path / "app-blue.log"
     log.write_text("an earlier run's line\n")
-    # The stand-in Supervisor "starts" the program: update appends its output to the log.
-    script = (tmp / "bin/supervisorctl").read_text().replace(
-        'if [ "$1" = remove ]', f'if [ "$1" = update ]; then printf "Traceback\\nRuntimeError: boom\\n" >> {log}; fi\nif [ "$1" = remove ]')
-    (tmp / "bin/supervisorctl").write_text(script)
-    result = start(env, tmp / "nothing.sock", 60, log)
+    # The stand-in Supervisor "starts" the program: adding it appends its output to the log.
+    fake.on_add = lambda: log.open("a").write("Traceback\nRuntimeError: boom\n")
+    result = start(env, tmp_path / "nothing.sock", 60, log)
     assert result.returncode != 0
     assert "RuntimeError: boom" in result.stderr
     assert "an earlier run's line" not in result.stderr
 
 
-def test_a_long_output_keeps_its_beginning_and_its_end(supervisorctl):
-    env, tmp = supervisorctl
-    (tmp / "state").write_text("BACKOFF")
-    log = tmp / "app-blue.log"
-    script = (tmp / "bin/supervisorctl").read_text().replace(
-        'if [ "$1" = remove ]', f'if [ "$1" = update ]; then seq 1 500 >> {log}; fi\nif [ "$1" = remove ]')
-    (tmp / "bin/supervisorctl").write_text(script)
-    lines = start(env, tmp / "nothing.sock", 60, log).stderr.splitlines()
+def test_a_long_output_keeps_its_beginning_and_its_end(supervisor, tmp_path):
+    env, fake = supervisor
+    fake.state = "BACKOFF"
+    log = tmp_path / "app-blue.log"
+    fake.on_add = lambda: log.open("a").write("".join(f"{i}\n" for i in range(1, 501)))
+    lines = start(env, tmp_path / "nothing.sock", 60, log).stderr.splitlines()
     assert lines[2:4] == ["1", "2"] and lines[-1] == "500"
     assert "[... 440 lines ...]" in lines
 
 
-def test_stop_stops_removes_and_deletes_the_program_file(supervisorctl):
-    env, tmp = supervisorctl
-    (tmp / "state").write_text("RUNNING")
-    conf = tmp / "app-blue.conf"
+def test_stop_stops_removes_and_deletes_the_program_file(supervisor, tmp_path):
+    env, fake = supervisor
+    fake.state = "RUNNING"
+    conf = tmp_path / "app-blue.conf"
     conf.write_text("[program:app-blue]\n")
     result = releases_cmd("stop", "app-blue", str(conf), "0", env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"stopped": True}
     assert not conf.exists()
-    calls = (tmp / "calls").read_text().splitlines()
-    assert calls.index("stop app-blue") < calls.index("remove app-blue")
+    assert fake.calls.index("stop app-blue") < fake.calls.index("remove app-blue")
     # An empty slot: nothing to stop, reported unchanged.
     again = releases_cmd("stop", "app-blue", str(conf), "0", env=env)
     assert json.loads(again.stdout) == {"stopped": False}
