@@ -53,14 +53,18 @@ def test_missing_app_repo_fails_before_any_change(inventory, scenario_vars, host
     assert serving(host) == before
 
 
-def test_a_malformed_keepalive_time_is_refused_before_nginx_changes(inventory, scenario_vars, host):
+@pytest.mark.parametrize("name, value, says, conf", [
+    ("nginx_upstream_keepalive_time", "half a second", "must be an nginx time like 500ms", "/etc/nginx/upstreams/app.conf"),
+    ("nginx_access_log_buffer", "plenty", "must be a size like 64k or 1m, or empty", "/etc/nginx/nginx.conf"),
+], ids=["keepalive-time", "access-log-buffer"])
+def test_a_malformed_nginx_setting_is_refused_before_nginx_changes(inventory, scenario_vars, host, name, value, says, conf):
     before = serving(host)
-    result = deploy(inventory({**scenario_vars, "nginx_upstream_keepalive_time": "half a second"}))
+    result = deploy(inventory({**scenario_vars, name: value}))
     assert result.returncode != 0
-    assert "nginx_upstream_keepalive_time must be an nginx time like 500ms" in result.stdout
+    assert f"{name} {says}" in result.stdout
     assert recap(result)["changed"] == 0
     assert serving(host) == before
-    assert "half a second" not in host.file("/etc/nginx/upstreams/app.conf").content_string
+    assert value not in host.file(conf).content_string
 
 
 def test_relative_sqlite_url_is_refused_with_the_reason(inventory, scenario_vars):
