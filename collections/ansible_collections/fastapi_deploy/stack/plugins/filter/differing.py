@@ -29,14 +29,14 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Write the configuration files that differ
-  ansible.builtin.template:
-    src: "{{ item.template }}"
-    dest: "{{ item.dest }}"
-    mode: "{{ item.mode }}"
-  loop: >-
-    {{ __role_files | fastapi_deploy.stack.differing(__role_state.files,
-       contents=query('ansible.builtin.template', *(__role_files | map(attribute='template')))) }}
+# vars/main.yml: what differs, one entry per task; tasks/main.yml includes the change
+# tasks only when one is set (when: __role_todo.values() | select | list | length > 0).
+__role_todo:
+  directories: "{{ __role_directories | fastapi_deploy.stack.differing(__role_state.files, key='path') }}"
+  templates: >-
+    {{ __role_templates | fastapi_deploy.stack.differing(__role_state.files,
+       contents=query('ansible.builtin.template', *(__role_templates | map(attribute='template')))) }}
+  units: "{{ __role_units | fastapi_deploy.stack.differing_units(__role_state.services) }}"
 """
 
 
