@@ -481,9 +481,9 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=None, help="runs per redeploy/rollback timing (default 3)")
     p.add_argument("--phases", default="cold,redeploy,load,rps,requirements,fleet")
     p.add_argument("--keep", action="store_true", help="keep the containers afterwards (debugging)")
-    p.add_argument("--fleet", default=None, help="host counts of the fleet phase, e.g. 1,4 (default 1,2,4; --quick 1,2)")
+    p.add_argument("--fleet", dest="fleet_counts", default=None, help="host counts of the fleet phase, e.g. 1,4 (default 1,2,4; --quick 1,2)")
     a = p.parse_args()
-    a.phases, a.fleet_arg = a.phases.split(","), a.fleet
+    a.phases = a.phases.split(",")
     if a.quick:
         a.runs = a.runs or 1
         a.rerun_runs = a.runs
@@ -492,8 +492,8 @@ def main() -> None:
         a.runs = a.runs or 3
         a.rerun_runs = max(a.runs, 3)
         a.fleet = [1, 2, 4]
-    if a.fleet_arg:
-        a.fleet = sorted({int(k) for k in a.fleet_arg.split(",")} | {1})
+    if a.fleet_counts:
+        a.fleet = sorted({int(k) for k in a.fleet_counts.split(",")} | {1})
     a.hosts = max(a.fleet) if "fleet" in a.phases else 2
     a.rps_clients, a.rps_seconds, a.rps_runs = 4, (5 if a.quick else 10), (1 if a.quick else 3)
     # The sample app's read endpoint (a database query), and its health check.
