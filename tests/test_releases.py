@@ -42,8 +42,9 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def prune(root: Path, keep: int) -> list[str]:
-    out = subprocess.run([sys.executable, str(RELEASES), "prune", str(root), str(keep)], check=True, capture_output=True, text=True)
+def prune(root: Path, keep: int, *programs: Path) -> list[str]:
+    out = subprocess.run([sys.executable, str(RELEASES), "prune", str(root), str(keep), *map(str, programs)],
+                         check=True, capture_output=True, text=True)
     return out.stdout.splitlines()
 
 
@@ -60,6 +61,45 @@ def test_prune_keeps_the_serving_release_and_the_newest_of_each_kind(root: Path)
     assert len(removed) == 4 + 4  # 4 releases, then the venvs of no kept good release (v2, v4, v5, v6)
     assert sorted(p.name for p in (root / "venvs").iterdir()) == ["v1", "v3"]
     assert (root / "shared/env/serving.env").exists()
+
+
+def test_prune_removes_what_no_program_names_and_releases_never_served(root: Path):
+    # The serving release is the newest switched one; a newer one was prepared by a run
+    # interrupted before its switch (switched_at null), another by a version of the role
+    # before switched_at (kept: it may have served).
+    for rid, extra in (("20260109T000000Z-abc9", {"switched_at": None}), ("20260110T000000Z-abca", {})):
+        release = root / "releases" / rid
+        release.mkdir()
+        (release / "RELEASE.json").write_text(json.dumps({"id": rid, "status": "prepared", "venv": str(root / "venvs/v3"), **extra}))
+    (root / "config").mkdir()
+    for name in ("old.env", "idle.env"):
+        (root / "shared/env" / name).write_text("SECRET=old\n")
+    for name in ("gunicorn-old.conf.py", "gunicorn-now.conf.py"):
+        (root / "config" / name).write_text("workers = 2\n")
+    (root / "gunicorn.conf.py").write_text("workers = 2\n")
+    (root / "venvs/v9").mkdir()  # a build that failed: no release names it
+    program = root / "app-blue.conf"
+    program.write_text(f"command=with-env {root}/shared/env/serving.env gunicorn --config {root}/config/gunicorn-now.conf.py\n")
+    other = root / "app-green.conf"  # a stray slot's program, still defined: what it names stays
+    other.write_text(f"command=with-env {root}/shared/env/idle.env gunicorn\n")
+    removed = prune(root, 2, program, other, root / "app-none.conf")
+    assert not (root / "releases/20260109T000000Z-abc9").exists()
+    assert (root / "releases/20260110T000000Z-abca").exists()
+    assert sorted(p.name for p in (root / "shared/env").iterdir()) == ["idle.env", "serving.env"]
+    assert sorted(p.name for p in (root / "config").iterdir()) == ["gunicorn-now.conf.py"]
+    assert not (root / "gunicorn.conf.py").exists()
+    assert not (root / "venvs/v9").exists()
+    assert str(root / "shared/env/old.env") in removed
+
+
+def test_switch_marks_the_release_served(root: Path):
+    release = root / "releases/20260105T000000Z-abc5"
+    manifest = json.loads((release / "RELEASE.json").read_text())
+    (release / "RELEASE.json").write_text(json.dumps({**manifest, "switched_at": None}))
+    env = str(root / "shared/env/serving.env")
+    out = releases_cmd("switch", str(root), "/run/app/green.sock", str(release), env, json.dumps({"slot": "green"}))
+    assert out.returncode == 0, out.stderr
+    assert json.loads((release / "RELEASE.json").read_text())["switched_at"]
 
 
 def test_list_reports_a_release_without_manifest_as_incomplete(root: Path):
