@@ -170,6 +170,9 @@ def test_a_failing_release_is_never_served(failure, host, https, app_repo, inven
     assert after["sha"] == good_sha
     assert httpx.get(f"{https}/health", verify=False).json()["release"] == after["release"]
     assert items(https) == rows
+    # A venv whose build failed is pruned with the rest.
+    for venv in host.check_output(f"ls {APP}/venvs").split():
+        assert host.file(f"{APP}/venvs/{venv}/.complete").exists, f"venvs/{venv} never finished building"
 
 
 def test_failed_releases_are_not_rollback_candidates(host, inventory_file):
