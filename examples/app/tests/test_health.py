@@ -50,3 +50,9 @@ def test_health_reports_database_failure(client: TestClient, tmp_path: Path) -> 
     assert response.status_code == 503
     assert response.json()["status"] == "error"
     assert "no-such-dir" not in response.text
+
+
+def test_client_reports_the_address_the_app_sees(client: TestClient) -> None:
+    response = client.get("/client")
+    assert response.status_code == 200
+    assert response.json() == {"address": "testclient"}

@@ -5,7 +5,7 @@ import os
 import platform
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -47,3 +47,9 @@ async def health(
         report.status = "error"
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return report
+
+
+@router.get("/client")
+async def client(request: Request) -> dict[str, str | None]:
+    """The client address the app sees (behind a proxy: what the proxy vouches for)."""
+    return {"address": request.client.host if request.client else None}
