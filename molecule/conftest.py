@@ -119,3 +119,15 @@ def recap(result: subprocess.CompletedProcess) -> dict[str, int]:
     found = re.findall(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", result.stdout)
     assert found, result.stdout[-2000:]
     return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, found[-1])))
+
+
+@pytest.fixture(scope="session")
+def scenario_vars():
+    """The web variables the scenario deploys with (molecule's group_vars, rendered)."""
+    group_vars = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / "group_vars"
+    merged: dict = {}
+    for name in ("all", "web"):
+        for candidate in (group_vars / name, group_vars / f"{name}.yml"):
+            if candidate.is_file():
+                merged.update(yaml.safe_load(candidate.read_text()) or {})
+    return merged

@@ -147,13 +147,13 @@ def test_gunicorn_runs_as_the_app_user_without_a_login_shell(host, state):
     assert f"app-{state['slot']}" in status and "RUNNING" in status
 
 
-def test_environment_file_is_private(host):
+def test_environment_file_is_private_and_not_the_apps_to_change(host):
     env = host.file(f"{APP}/shared/.env")
     assert env.is_symlink
     target = host.file(env.linked_to)
-    assert target.mode == 0o600
-    assert target.user == "app"
+    assert (target.user, target.group, target.mode) == ("root", "app", 0o640)
     assert target.contains("DATABASE_URL=")
+    assert host.run(f"runuser -u app -- sh -c 'echo X=1 >> {env.linked_to}'").rc != 0
 
 
 def test_code_is_not_writable_by_the_app(host, state):

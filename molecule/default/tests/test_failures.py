@@ -107,13 +107,13 @@ FAILURES = [
             "    engine = make_engine(settings.database_url)\n",
             "    raise RuntimeError('injected startup failure')\n    engine = make_engine(settings.database_url)\n",
         ),
-        "Start the program and wait for its health path",
+        "the new slot's start and health",
         "RuntimeError: injected startup failure",
     ),
     Failure(
         "an app whose health check fails",
         append("app/main.py", UNHEALTHY),
-        "Start the program and wait for its health path",
+        "the new slot's start and health",
         "did not answer 200",
     ),
 ]

@@ -31,18 +31,6 @@ def deploy(inventory_file: Path):
     return ansible_playbook("deploy.yml", inventory_file)
 
 
-@pytest.fixture(scope="module")
-def scenario_vars():
-    """The web variables the scenario deploys with (molecule's group_vars, rendered)."""
-    group_vars = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / "group_vars"
-    merged: dict = {}
-    for name in ("all", "web"):
-        for candidate in (group_vars / name, group_vars / f"{name}.yml"):
-            if candidate.is_file():
-                merged.update(yaml.safe_load(candidate.read_text()) or {})
-    return merged
-
-
 def test_missing_app_repo_fails_before_any_change(inventory, scenario_vars, host):
     before = serving(host)
     without_repo = {k: v for k, v in scenario_vars.items() if k != "app_repo"}
