@@ -7,6 +7,7 @@ app repository, and read each web host's /health through nginx on its own publis
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 
@@ -155,3 +156,124 @@ def test_a_host_failing_its_health_check_stops_the_roll_and_is_named(bastion, we
     run = start_service(bastion)
     assert run.rc == 0, run.stderr + journal(bastion)
     assert health("fd-bastion-web2")["release"].endswith(sha[:7])
+
+
+PASSWORD = "s3cret-git-pass"  # in the app's HTTP URL (molecule.yml and the deploy inventory)
+DEPLOY_REPO = conftest.ROOT / ".cache/fixtures/scenarios/bastion/deploy.git"
+
+
+def deploy_repo_git(work, *args: str) -> str:
+    env = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost", "GIT_COMMITTER_NAME": "test",
+           "GIT_COMMITTER_EMAIL": "test@localhost", "PATH": "/usr/bin:/bin"}
+    return subprocess.run(["git", *args], cwd=work, check=True, capture_output=True, text=True, env=env).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def deploy_repo(tmp_path_factory):
+    work = tmp_path_factory.mktemp("deploy") / "work"
+    subprocess.run(["git", "clone", "--quiet", str(DEPLOY_REPO), str(work)], check=True)
+    return work
+
+
+def test_a_lookalike_branch_and_a_tag_named_main_are_ignored(bastion, app_repo, deploy_repo):
+    head = readme_commit(app_repo, "The branch's head.")
+    branch_rev = deploy_repo_git(deploy_repo, "rev-parse", "HEAD")
+    # Another app commit, pushed as the branch x/refs/heads/main and as the tag main.
+    app_repo.git("checkout", "--quiet", "-b", "impostor")
+    (app_repo.work / "README.md").write_text("impostor\n")
+    app_repo.git("commit", "--quiet", "-am", "Not the main branch")
+    app_repo.git("push", "--quiet", "origin", "HEAD:refs/heads/x/refs/heads/main", "HEAD:refs/tags/main")
+    impostor = app_repo.git("rev-parse", "HEAD")
+    app_repo.git("checkout", "--quiet", "main")
+    # A tag main in the deploy repository, on a commit that is not its branch's.
+    deploy_repo_git(deploy_repo, "checkout", "--quiet", "-b", "impostor")
+    (deploy_repo / "IMPOSTOR").write_text("not the branch\n")
+    deploy_repo_git(deploy_repo, "add", "IMPOSTOR")
+    deploy_repo_git(deploy_repo, "commit", "--quiet", "-m", "Not the main branch")
+    deploy_repo_git(deploy_repo, "push", "--quiet", "origin", "HEAD:refs/tags/main")
+    deploy_repo_git(deploy_repo, "checkout", "--quiet", "main")
+    try:
+        run = start_service(bastion)
+        assert run.rc == 0, run.stderr + journal(bastion)
+        assert all(health(name)["release"].endswith(head[:7]) for name in WEB)
+        assert f"deployed {head[:7]}" in last_outcome(bastion) or head[:7] in last_outcome(bastion)
+        assert impostor[:7] not in last_outcome(bastion)
+        assert bastion.check_output("runuser -u deploy -- git -C /opt/fastapi-deploy rev-parse HEAD") == branch_rev
+        assert not bastion.file("/opt/fastapi-deploy/IMPOSTOR").exists
+    finally:
+        app_repo.git("push", "--quiet", "origin", ":refs/heads/x/refs/heads/main", ":refs/tags/main")
+        deploy_repo_git(deploy_repo, "push", "--quiet", "origin", ":refs/tags/main")
+
+
+def test_untracked_files_of_the_deploy_checkout_are_gone_after_a_run(bastion):
+    bastion.run("runuser -u deploy -- sh -c 'echo planted > /opt/fastapi-deploy/roles/app/tasks/planted.yml'")
+    assert bastion.file("/opt/fastapi-deploy/roles/app/tasks/planted.yml").exists
+    run = start_service(bastion)
+    assert run.rc == 0, run.stderr + journal(bastion)
+    assert not bastion.file("/opt/fastapi-deploy/roles/app/tasks/planted.yml").exists
+
+
+def test_no_url_with_credentials_is_written_logged_or_posted(bastion, web):
+    conf = bastion.file("/etc/fastapi-deploy/run.conf")
+    assert (conf.user, conf.group, conf.mode) == ("root", "deploy", 0o640)
+    assert "http://fd-bastion-hook:8001/app.git" in conf.content_string
+    credentials = bastion.file(f"{HOME}/.git-credentials")
+    assert (credentials.user, credentials.mode) == ("deploy", 0o600)
+    places = {"run.conf": conf.content_string, "the log": bastion.file(LOG).content_string,
+              "the journal": journal(bastion), "the webhook": json.dumps(webhook_posts())}
+    for name, host in web.items():
+        release = host.check_output("readlink -f /srv/app/current")
+        places[f"{name} RELEASE.json"] = host.file(f"{release}/RELEASE.json").content_string
+        places[f"{name} processes"] = host.check_output("ps -eo args")
+        assert json.loads(places[f"{name} RELEASE.json"])["repo"] == "http://fd-bastion-hook:8001/app.git"
+    for where, text in places.items():
+        assert PASSWORD not in text, where
+
+
+def test_the_runner_is_sandboxed(bastion):
+    show = dict(line.split("=", 1) for line in bastion.check_output(
+        "systemctl show fastapi-deploy.service -p ProtectSystem -p ProtectHome -p PrivateDevices "
+        "-p RestrictNamespaces -p CapabilityBoundingSet -p NoNewPrivileges -p SystemCallFilter").splitlines())
+    assert show["ProtectSystem"] == "strict" and show["ProtectHome"] == "yes", show
+    assert show["PrivateDevices"] == "yes" and show["NoNewPrivileges"] == "yes", show
+    assert show["RestrictNamespaces"] == "yes" and show["CapabilityBoundingSet"] == "", show
+    assert show["SystemCallFilter"], show
+
+
+def test_with_allowed_signers_only_signed_commits_deploy(bastion, app_repo, deploy_repo, tmp_path):
+    key = tmp_path / "signer"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "signer", "-f", str(key)], check=True)
+    signer = f"signer@test {key.with_suffix('.pub').read_text().split()[0]} {key.with_suffix('.pub').read_text().split()[1]}"
+    signing = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={key}"]
+
+    def converge(signers: list[str]) -> None:
+        result = conftest.ansible_playbook("bastion.yml", os.environ["MOLECULE_INVENTORY_FILE"], "-e",
+                                           json.dumps({"bastion_allowed_signers": signers}))
+        assert result.returncode == 0, result.stdout[-3000:]
+
+    converge([signer])
+    try:
+        # The deploy repository's head is not signed: refused, naming it.
+        unsigned_deploy = deploy_repo_git(deploy_repo, "rev-parse", "HEAD")
+        run = start_service(bastion)
+        assert run.rc != 0
+        assert f"deploy repository commit {unsigned_deploy} is not signed" in last_outcome(bastion), last_outcome(bastion)
+
+        deploy_repo_git(deploy_repo, *signing, "commit", "--quiet", "--allow-empty", "-S", "-m", "Signed")
+        deploy_repo_git(deploy_repo, "push", "--quiet", "origin", "HEAD:main")
+        before = {name: health(name)["release"] for name in WEB}
+        unsigned = readme_commit(app_repo, "Not signed.")
+        run = start_service(bastion)
+        assert run.rc != 0
+        assert f"app commit {unsigned} is not signed" in last_outcome(bastion), last_outcome(bastion)
+        assert {name: health(name)["release"] for name in WEB} == before
+
+        signed = app_repo.commit("Signed.", lambda work: (work / "README.md").write_text("signed\n"))
+        app_repo.git(*signing, "commit", "--quiet", "--amend", "--no-edit", "-S")
+        app_repo.git("push", "--quiet", "--force", "origin", "HEAD:main")
+        signed = app_repo.git("rev-parse", "HEAD")
+        run = start_service(bastion)
+        assert run.rc == 0, run.stderr + journal(bastion)
+        assert all(health(name)["release"].endswith(signed[:7]) for name in WEB)
+    finally:
+        converge([])
