@@ -119,6 +119,17 @@ def test_static_files_are_served_by_nginx(client):
     assert "expires" in response.headers
 
 
+def test_static_files_never_include_dot_files_or_symlinks(client, host, state):
+    static = f"{APP}/releases/{state['release']}/static"
+    host.run(f"echo secret > {static}/.env && ln -sf /etc/passwd {static}/passwd.txt")
+    try:
+        assert client.get("/static/.env").status_code == 404
+        assert client.get("/static/passwd.txt").status_code in (403, 404)
+        assert "root:" not in client.get("/static/passwd.txt").text
+    finally:
+        host.run(f"rm -f {static}/.env {static}/passwd.txt")
+
+
 def test_tls_is_mozilla_intermediate_compliant(urls):
     ca = f"{os.environ['MOLECULE_PROJECT_DIRECTORY']}/.cache/fixtures/scenarios/default/tls/ca.crt"
     result = subprocess.run(

@@ -44,7 +44,9 @@ def test_missing_app_repo_fails_before_any_change(inventory, scenario_vars, host
 @pytest.mark.parametrize("name, value, says, conf", [
     ("nginx_upstream_keepalive_time", "half a second", "must be an nginx time like 500ms", "/etc/nginx/upstreams/app.conf"),
     ("nginx_access_log_buffer", "plenty", "must be a size like 64k or 1m, or empty", "/etc/nginx/nginx.conf"),
-], ids=["keepalive-time", "access-log-buffer"])
+    ("nginx_static_location", "/static { }", "must be a URL path starting and ending with /", "/etc/nginx/sites-enabled/app.conf"),
+    ("nginx_limit_req_rate", "lots", "must be a rate like 10r/s or 600r/m, or empty", "/etc/nginx/sites-enabled/app.conf"),
+], ids=["keepalive-time", "access-log-buffer", "static-location", "limit-req-rate"])
 def test_a_malformed_nginx_setting_is_refused_before_nginx_changes(inventory, scenario_vars, host, name, value, says, conf):
     before = serving(host)
     result = deploy(inventory({**scenario_vars, name: value}))
