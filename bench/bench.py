@@ -105,6 +105,7 @@ class Bench:
             "base_extra_ca_certificates": certs,
             "app_pip_cert": "/etc/ssl/certs/ca-certificates.crt",
             "python_pyenv_repo": "file:///opt/fixtures/pyenv.git",
+            "python_version": "3.11.2",
             "python_source_tarball": str(CACHE / "fixtures/python/Python-3.11.2.tgz"),
             "python_source_sha256": "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849",
             "python_archive_dir": str(self.archives),
