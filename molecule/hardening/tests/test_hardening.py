@@ -123,10 +123,12 @@ def test_the_app_runs_with_least_privilege(host):
     # directories, where the app cannot replace them.
     writable = host.run("runuser -u app -- find /srv/app ! -type l -writable").stdout.split()
     allowed = ("/srv/app/shared/data", "/srv/app/shared/backups")
-    # The app role gives its environment files to the app user, 0600: listed here, not hidden.
-    env_files = [p for p in writable if p.startswith("/srv/app/shared/env/")]
-    unexpected = [p for p in writable if not p.startswith(allowed) and p not in env_files]
+    # Nothing else: not its environment files (root:app 0640), not the build account's.
+    unexpected = [p for p in writable if not p.startswith(allowed)]
     assert unexpected == [], unexpected
+    # The build account writes only its own directory and the app's history.
+    built = host.run("runuser -u app-build -- find /srv/app ! -type l -writable").stdout.split()
+    assert [p for p in built if not p.startswith(("/srv/app/build", "/srv/app/repo.git"))] == []
     assert host.run("runuser -u app -- touch /run/app/probe && rm -f /run/app/probe").rc == 0
 
 
