@@ -41,6 +41,21 @@ def published_port(container: str, port: int) -> int:
     return int(number)
 
 
+def image_of(container: str) -> str:
+    """The image a container was made from."""
+    return subprocess.run(["podman", "inspect", "--format", "{{.ImageName}}", container],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def debian_major(host) -> str:
+    """The host's Debian major release ("12", "13")."""
+    return host.file("/etc/debian_version").content_string.strip().split(".")[0]
+
+
+# The CPython each release's scenarios build (.config/molecule/config.yml: testbed_python).
+TESTBED_PYTHON = {"12": "3.11.2", "13": "3.13.5"}
+
+
 def serving(host, app_root: str = "/srv/app") -> dict:
     """What the app role recorded as serving on a host: slot, release, sha."""
     return json.loads(host.file(f"{app_root}/state.json").content_string)

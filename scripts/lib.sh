@@ -6,6 +6,10 @@ app_venv=$here/.cache/app-venv
 fixtures=$here/.cache/fixtures
 ssh_key=$here/.cache/ssh/id_ed25519
 base_image=localhost/fastapi-deploy/debian12:latest
+# image_of MAJOR: the test bed's image of Debian MAJOR (12 bookworm, 13 trixie).
+image_of() { echo "localhost/fastapi-deploy/debian$1:latest"; }
+# Debian's suite of each major release the test bed builds.
+declare -A debian_suite=([12]=bookworm [13]=trixie)
 podman_conf=/etc/containers/containers.conf.d/50-fastapi-deploy.conf
 debian_mirror=${FD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 

@@ -53,8 +53,9 @@ def test_health_through_nginx_reports_the_serving_release(client, state, host):
     assert body["status"] == "ok"
     assert body["release"] == state["release"]
     manifest = release_manifest(host, state["release"])
-    assert manifest["python"].endswith("/3.11.2/bin/python3")
-    assert body["python"] == "3.11.2"
+    python = conftest.TESTBED_PYTHON[conftest.debian_major(host)]
+    assert manifest["python"].endswith(f"/{python}/bin/python3")
+    assert body["python"] == python
     assert body["database_revision"] == manifest["alembic_head"]
 
 
@@ -89,6 +90,12 @@ def test_security_headers(client):
     assert "frame-ancestors" in headers["content-security-policy"] or "x-frame-options" in headers
     assert headers["referrer-policy"]
     assert "server" not in headers or "/" not in headers["server"], "nginx version leaked"
+
+
+def test_nginx_accepts_its_configuration_without_a_warning(host):
+    result = host.run("nginx -t")
+    assert result.rc == 0, result.stderr
+    assert "[warn]" not in result.stderr and "deprecated" not in result.stderr, result.stderr
 
 
 def test_http2_is_negotiated(urls):

@@ -29,7 +29,7 @@ def test_a_deploy_repairs_drift_and_a_second_one_changes_nothing(host, https):
     assert counts["changed"] >= 4, result.stdout[-3000:]
 
     assert host.file(SITE).content_string == site
-    assert host.file(env_file).mode == 0o600
+    assert host.file(env_file).mode == 0o640
     assert host.file("/var/log/nginx").mode == 0o750
     assert host.service("nginx").is_running
     # The same release serves; nothing was redeployed to repair the host.

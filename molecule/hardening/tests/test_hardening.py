@@ -13,7 +13,10 @@ import pytest
 import conftest
 
 KEY = f"{os.environ.get('MOLECULE_PROJECT_DIRECTORY', '.')}/.cache/ssh/id_ed25519"
-IMAGE = "localhost/fastapi-deploy/debian12:latest"
+# The scenario's own image (Debian 13 here, 12 in hardening-debian12).
+IMAGE = conftest.image_of(f"fd-{os.environ.get('MOLECULE_SCENARIO_NAME', 'hardening')}")
+# ssh-audit's hardened policy for each release.
+SSH_POLICY = {"12": "Hardened Debian 12 (version 3)", "13": "Hardened Debian 13 (version 1)"}
 # nginx_client_max_body_size in molecule.yml (1m).
 BODY_LIMIT = 1024 * 1024
 
@@ -145,9 +148,10 @@ def test_nginx_and_supervisor_logs_are_not_world_readable(host):
 # --- SSH -----------------------------------------------------------------------------
 
 
-def test_ssh_audit_passes_the_hardened_debian_12_policy(ssh_port):
+def test_ssh_audit_passes_the_hardened_policy_of_the_release(host, ssh_port):
+    policy = SSH_POLICY[conftest.debian_major(host)]
     result = subprocess.run(
-        ["ssh-audit", "-P", "Hardened Debian 12 (version 3)", "-p", str(ssh_port), "127.0.0.1"],
+        ["ssh-audit", "-P", policy, "-p", str(ssh_port), "127.0.0.1"],
         capture_output=True,
         text=True,
         timeout=120,

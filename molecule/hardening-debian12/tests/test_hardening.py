@@ -1,0 +1,1 @@
+../../hardening/tests/test_hardening.py
