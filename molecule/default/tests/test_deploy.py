@@ -138,7 +138,7 @@ def test_static_files_never_include_dot_files_or_symlinks(client, host, state):
 
 
 def test_tls_is_mozilla_intermediate_compliant(urls):
-    ca = f"{os.environ['MOLECULE_PROJECT_DIRECTORY']}/.cache/fixtures/scenarios/default/tls/ca.crt"
+    ca = f"{os.environ['MOLECULE_PROJECT_DIRECTORY']}/.cache/fixtures/scenarios/{os.environ['MOLECULE_SCENARIO_NAME']}/tls/ca.crt"
     result = subprocess.run(
         ["sslyze", "--mozilla_config=intermediate", f"--certinfo_ca_file={ca}", f"localhost:{urls['https_port']}"],
         capture_output=True,
