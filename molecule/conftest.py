@@ -146,3 +146,73 @@ def scenario_vars():
             if candidate.is_file():
                 merged.update(yaml.safe_load(candidate.read_text()) or {})
     return merged
+
+
+# ssh-audit's hardened policy for each release.
+SSH_POLICY = {"12": "Hardened Debian 12 (version 3)", "13": "Hardened Debian 13 (version 1)"}
+SSH_KEY = f"{os.environ.get('MOLECULE_PROJECT_DIRECTORY', '.')}/.cache/ssh/id_ed25519"
+
+
+def ssh(port: int, user: str, *options: str, command: str = "true") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            "ssh", "-p", str(port), "-i", SSH_KEY,
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            *options, f"{user}@127.0.0.1", command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def host_state(host) -> list[str]:
+    """What a refused run must not change: the packages, and every path under /etc, /srv
+    and /opt with its type, mode, owner and size (the app's database aside: requests write it)."""
+    packages = host.check_output("dpkg-query -W -f '${Package} ${Version} ${Status}\\n'").splitlines()
+    files = host.check_output(
+        "find /etc /srv /opt -xdev -path /srv/app/shared/data -prune -o "
+        "-printf '%p %y %m %u %g %s %l\\n' 2>/dev/null | sort"
+    ).splitlines()
+    return packages + files
+
+
+def failure_message(result: subprocess.CompletedProcess) -> list[str]:
+    """The lines of the first failed task's message, as the user reads them."""
+    lines = result.stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("fatal: [")), None)
+    assert start is not None, result.stdout[-3000:]
+    message = []
+    for line in lines[start:]:
+        if not line.strip() or line.startswith(("PLAY RECAP", "NO MORE HOSTS", "TASK [", "RUNNING HANDLER")):
+            break
+        message.append(line)
+    return message
+
+
+def said(result: subprocess.CompletedProcess) -> str:
+    """stdout with whitespace runs as one space (the yaml callback wraps long lines)."""
+    return " ".join(result.stdout.split())
+
+
+def documented_app_writable(app_root: str = "/srv/app", app: str = "app") -> list[str]:
+    """The paths roles/app/README.md says the app user can write (between its markers)."""
+    text = (ROOT / "roles/app/README.md").read_text()
+    block = text.split("<!-- BEGIN APP-WRITABLE -->")[1].split("<!-- END APP-WRITABLE -->")[0]
+    paths = re.findall(r"`(/[^`]*)`", block)
+    return [p.replace("/srv/<app>", app_root).replace("<app>", app) for p in paths]
+
+
+def app_writable(host, user: str = "app") -> list[str]:
+    """Every directory and file the user can write, outside /proc and /sys."""
+    return host.check_output(
+        f"runuser -u {user} -- find / \\( -path /proc -o -path /sys -o -path /opt/fixtures \\) -prune -o "
+        "-writable \\( -type d -o -type f \\) -print 2>/dev/null || true"
+    ).splitlines()
+
+
+def undocumented_app_writable(host, app_root: str = "/srv/app", app: str = "app") -> list[str]:
+    """What the app user can write that the README does not list (each listed path covers what is below it)."""
+    allowed = documented_app_writable(app_root, app)
+    return [p for p in app_writable(host, app) if not any(p == a or p.startswith(a + "/") for a in allowed)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import time
 
@@ -80,6 +81,55 @@ def test_the_web_hosts_are_hardened(web):
         assert (sshd["permitrootlogin"], sshd["passwordauthentication"], sshd["allowusers"]) == ("no", "no", "deploy"), name
         ruleset = host.check_output("nft list ruleset")
         assert "policy drop" in ruleset, name
+
+
+def test_the_app_user_can_write_only_what_the_role_documents(web):
+    for name, host in web.items():
+        assert conftest.undocumented_app_writable(host) == [], name
+
+
+def test_the_bastion_is_hardened_like_the_web_hosts(bastion):
+    """It holds the key to every web host and the vault password: judged from outside."""
+    port = conftest.published_port("fd-bastion", 22)
+    audit = subprocess.run(["ssh-audit", "-P", conftest.SSH_POLICY[conftest.debian_major(bastion)], "-p", str(port),
+                            "127.0.0.1"], capture_output=True, text=True, timeout=120)
+    assert audit.returncode == 0 and "Passed" in audit.stdout, audit.stdout[-4000:]
+    assert conftest.ssh(port, "admin", command="id -un").stdout.strip() == "admin"
+    # The shared prepare authorised the same key for root.
+    root = conftest.ssh(port, "root")
+    assert root.returncode == 255 and "Permission denied" in root.stderr, root.stderr
+    password = conftest.ssh(port, "admin", "-o", "PubkeyAuthentication=no",
+                            "-o", "PreferredAuthentications=password,keyboard-interactive")
+    assert password.returncode == 255 and "Permission denied (publickey)" in password.stderr, password.stderr
+    assert bastion.service("fail2ban").is_running
+    assert bastion.file("/etc/apt/apt.conf.d/20auto-upgrades").contains('Unattended-Upgrade "1"')
+    # From another host on the network: SSH answers, a listener on 8000 is dropped.
+    bastion.run("systemd-run --unit fd-test-listener python3 -m http.server 8000 --bind 0.0.0.0")
+    try:
+        assert bastion.run("for i in $(seq 20); do python3 -c \"import urllib.request as u; "
+                           "u.urlopen('http://127.0.0.1:8000/', timeout=2)\" && exit 0; sleep 0.5; done; exit 1").rc == 0
+        probe = testinfra.get_host("podman://fd-bastion-hook").run(
+            "python3 -c \"import socket\n"
+            "for port in (22, 8000):\n"
+            "    try: socket.create_connection(('fd-bastion', port), timeout=3).close(); print(port, 'open')\n"
+            "    except TimeoutError: print(port, 'dropped')\n"
+            "    except OSError as e: print(port, 'refused', e)\"")
+        assert probe.stdout.split("\n")[:2] == ["22 open", "8000 dropped"], probe.stdout + probe.stderr
+    finally:
+        bastion.run("systemctl stop fd-test-listener")
+
+
+def test_the_self_signed_certificate_is_a_server_certificate_sslyze_accepts(tmp_path):
+    """The default install (no certificate given): trusted as itself, it passes Mozilla's check."""
+    port = conftest.published_port(WEB[0], 443)
+    served = tmp_path / "served.pem"
+    served.write_text(ssl.get_server_certificate(("127.0.0.1", port)))
+    text = subprocess.run(["openssl", "x509", "-in", str(served), "-noout", "-text"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "CA:FALSE" in text and "TLS Web Server Authentication" in text and "DNS:localhost" in text, text
+    result = subprocess.run(["sslyze", "--mozilla_config=intermediate", f"--certinfo_ca_file={served}",
+                             f"localhost:{port}"], capture_output=True, text=True, timeout=300)
+    assert f"localhost:{port}: OK - Compliant." in result.stdout, result.stdout[-3000:]
 
 
 def test_a_new_commit_is_deployed_to_both_hosts_with_one_release_id(bastion, app_repo):

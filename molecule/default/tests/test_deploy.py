@@ -198,3 +198,11 @@ def test_redeploy_kept_data_backed_up_and_reused_the_venv(host, client, state):
     # The database was backed up before the migration.
     backups = host.file(f"{APP}/shared/backups").listdir()
     assert backups == [f"app.db.{second['id']}.bak"]
+
+
+def test_the_app_user_can_write_only_what_the_role_documents(host):
+    """Least privilege: nothing a later start of any process trusts is the app user's to write."""
+    assert conftest.undocumented_app_writable(host) == []
+    # And what it writes is not for other users: no backup or database is world-readable.
+    exposed = host.check_output("find /srv/app/shared -perm -o=r -type f 2>/dev/null || true")
+    assert exposed == "", exposed

@@ -11,12 +11,10 @@ import httpx
 import pytest
 
 import conftest
+from conftest import SSH_POLICY, ssh
 
-KEY = f"{os.environ.get('MOLECULE_PROJECT_DIRECTORY', '.')}/.cache/ssh/id_ed25519"
 # The scenario's own image (Debian 13 here, 12 in hardening-debian12).
 IMAGE = conftest.image_of(f"fd-{os.environ.get('MOLECULE_SCENARIO_NAME', 'hardening')}")
-# ssh-audit's hardened policy for each release.
-SSH_POLICY = {"12": "Hardened Debian 12 (version 3)", "13": "Hardened Debian 13 (version 1)"}
 # nginx_client_max_body_size in molecule.yml (1m).
 BODY_LIMIT = 1024 * 1024
 
@@ -47,20 +45,6 @@ def container_ip(name):
     ).stdout.split()
     assert out, "the container has no network address"
     return out[0]
-
-
-def ssh(port: int, user: str, *options: str, command: str = "true") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            "ssh", "-p", str(port), "-i", KEY,
-            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            *options, f"{user}@127.0.0.1", command,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def from_another_container(script: str) -> subprocess.CompletedProcess:

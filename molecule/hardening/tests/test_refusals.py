@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ansible_playbook, recap
+from conftest import ansible_playbook, recap, said
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def deploy_with(host, tmp_path_factory):
 def test_an_unknown_port_format_is_refused_before_any_change(deploy_with):
     result = deploy_with(hardening_firewall_open_ports=["80/tcp", "443:tcp"])
     assert result.returncode != 0
-    assert "hardening_firewall_open_ports: 443:tcp is not PORT/PROTO" in result.stdout
+    assert '- hardening_firewall_open_ports: got ["80/tcp", "443:tcp"]; expected PORT/PROTO' in said(result)
     assert recap(result)["changed"] == 0
 
 

@@ -1,0 +1,29 @@
+# -*- coding: utf-8 -*-
+"""The `port_range` test: is a value PORT/PROTO or LOW-HIGH/PROTO, with ports 1-65535?"""
+
+from __future__ import annotations
+
+import re
+
+DOCUMENTATION = r"""
+name: port_range
+short_description: Is a value a port or a port range with its protocol (V(443/tcp), V(8000-8100/udp))?
+options:
+  _input: {description: the value, type: raw, required: true}
+"""
+
+_FORM = re.compile(r"^([0-9]{1,5})(?:-([0-9]{1,5}))?/(tcp|udp)$")
+
+
+def port_range(value):
+    found = _FORM.match(value) if isinstance(value, str) else None
+    if not found:
+        return False
+    low = int(found.group(1))
+    high = int(found.group(2) or low)
+    return 1 <= low <= high <= 65535
+
+
+class TestModule:
+    def tests(self):
+        return {"port_range": port_range}

@@ -1,0 +1,92 @@
+"""fastapi_deploy.stack.check_inputs: strict types, every bad variable at once, in few lines."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "collections"))
+
+from ansible_collections.fastapi_deploy.stack.plugins.action.check_inputs import (  # noqa: E402
+    check_option,
+    format_report,
+    unknown_inputs,
+)
+
+
+def errors_of(spec, value):
+    found = []
+    check_option("x", spec, value, found)
+    return found
+
+
+def test_a_list_or_a_mapping_is_no_string():
+    assert errors_of({"type": "str"}, ["main", "dev"]) == [("x", 'got a list (["main", "dev"]); expected a string')]
+    assert errors_of({"type": "str"}, {"a": 1})[0][1].startswith("got a mapping")
+    assert errors_of({"type": "str"}, 1.0) == [("x", "got a number (1.0); expected a string")]
+    assert errors_of({"type": "str"}, "main") == []
+
+
+def test_numbers_and_booleans_accept_what_extra_vars_give():
+    assert errors_of({"type": "int"}, "8") == [] and errors_of({"type": "int"}, 8) == []
+    assert errors_of({"type": "int"}, "eight")[0][1] == "got a string ('eight'); expected an integer"
+    assert errors_of({"type": "int"}, True) != []
+    assert errors_of({"type": "bool"}, "yes") == [] and errors_of({"type": "bool"}, "maybe") != []
+    assert errors_of({"type": "float"}, "0.5") == [] and errors_of({"type": "float"}, [1]) != []
+
+
+def test_elements_choices_and_secrets():
+    assert errors_of({"type": "list", "elements": "str"}, ["a", ["b"]]) == [("x[1]", 'got a list (["b"]); expected a string')]
+    assert errors_of({"type": "str", "choices": ["a", "b"]}, "c") == [("x", "got 'c'; expected one of a, b")]
+    assert "hunter2" not in errors_of({"type": "str", "no_log": True}, ["hunter2"])[0][1]
+
+
+def test_a_typo_is_named_with_the_closest_variable():
+    found = unknown_inputs({"app_repository", "app_repo", "ansible_host", "nginx_x"}, {"app_repo"}, {"app_"})
+    assert found == [("app_repository", "is not a variable of any role here (a typo?); did you mean app_repo?")]
+
+
+def test_the_report_is_a_line_per_input():
+    report = format_report([(f"v{i}", "bad") for i in range(20)])
+    assert report.splitlines()[0] == "20 bad inputs, nothing was changed:"
+    assert len(report.splitlines()) == 14
+
+
+def run_preflights(tmp_path, group_vars):
+    """Every role's preflight, as deploy.yml runs them, on the controller itself."""
+    playbook = tmp_path / "preflight.yml"
+    tasks = [{"name": f"Check {r}", "ansible.builtin.import_role": {"name": r, "tasks_from": "preflight"}}
+             for r in ("hardening", "base", "python", "supervisor", "nginx", "app")]
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars": {"check_inputs_collect": True, "app_python": "/opt/pyenv/versions/3.13.13/bin/python3", **group_vars},
+        "tasks": tasks}]))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local",
+                           "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)], cwd=ROOT,
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_the_defaults_pass_every_rule(tmp_path):
+    """A rule that cannot pass would refuse every deploy: the defaults and a repo are good input."""
+    result = run_preflights(tmp_path, {"app_repo": "https://git.example.com/app.git",
+                                       "app_env": {"DATABASE_URL": "sqlite+aiosqlite:////srv/app/shared/data/app.db"}})
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_every_bad_input_of_the_run_is_reported_at_once(tmp_path):
+    result = run_preflights(tmp_path, {"app_repo": ["https://git.example.com/app.git"], "app_version": "a b",
+                                       "nginx_server_names": ["local host"], "hardening_ssh_port": 70000,
+                                       "python_version": "3.13", "app_env": {"1X": "y"}, "nginx_site_nmae": "x"})
+    assert result.returncode != 0
+    text = " ".join(result.stdout.split())
+    assert "7 bad inputs, nothing was changed:" in text, result.stdout[-3000:]
+    for name in ("app_repo", "app_version", "nginx_server_names", "hardening_ssh_port", "python_version", "app_env",
+                 "nginx_site_nmae"):
+        assert f"- {name}: " in text, (name, result.stdout[-3000:])
+    assert "did you mean nginx_site_name?" in text
