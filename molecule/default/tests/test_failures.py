@@ -77,7 +77,7 @@ async def report_unhealthy(request: Request, call_next):
 class Failure:
     name: str
     change: Callable[[Path], None]
-    step: str  # the step the deploy must name
+    step: str  # the step the deploy must name, in the app's terms
     says: str  # a line of the output that explains it
 
 
@@ -85,19 +85,19 @@ FAILURES = [
     Failure(
         "requirements that cannot install",
         append("requirements.txt", "fastapi-deploy-no-such-package==1.0\n"),
-        "Build the venv",
+        "dependency install",
         "No matching distribution found for fastapi-deploy-no-such-package",
     ),
     Failure(
         "a failing migration",
         lambda work: (work / "alembic/versions/0004_broken.py").write_text(FAILING_MIGRATION),
-        "alembic upgrade head",
+        "migration",
         "no such table: no_such_table",
     ),
     Failure(
         "an app that fails to import",
         append("app/main.py", "\nimport no_such_module_for_tests  # noqa: E402,F401\n"),
-        "the app's settings",
+        "import",
         "No module named 'no_such_module_for_tests'",
     ),
     Failure(
@@ -107,13 +107,13 @@ FAILURES = [
             "    engine = make_engine(settings.database_url)\n",
             "    raise RuntimeError('injected startup failure')\n    engine = make_engine(settings.database_url)\n",
         ),
-        "the new slot's start and health",
+        "start",
         "RuntimeError: injected startup failure",
     ),
     Failure(
         "an app whose health check fails",
         append("app/main.py", UNHEALTHY),
-        "the new slot's start and health",
+        "health",
         "did not answer 200",
     ),
 ]

@@ -63,7 +63,7 @@ REFUSALS = [
     Refusal("a list for app_version", {"app_version": ["main", "dev"]}, ["- app_version: got a list"]),
     Refusal("a list for app_repo", lambda v: {**v, "app_repo": [v["app_repo"]]}, ["- app_repo: got a list"]),
     Refusal("a branch that does not exist", {"app_version": "no-such-branch"},
-            ["- app_version: expected a branch, a tag or a full 40-hex commit sha of app_repo"]),
+            ["- app_version: got 'no-such-branch'; expected a branch, a tag or a full 40-hex commit sha of app_repo"]),
     Refusal("a path that is no repository", {"app_repo": "file:///opt/fixtures"},
             ["- app_repo: expected a git repository the host can read; file:///opt/fixtures"]),
     Refusal("a space in a server name", {"nginx_server_names": ["local host"]},
