@@ -54,7 +54,8 @@ def test_an_unknown_ref_is_refused_naming_app_version(host, inventory_file):
     before = serving(host)
     result = conftest.ansible_playbook("deploy.yml", inventory_file, "-e", "app_version=no-such-branch")
     assert result.returncode != 0
-    assert "app_version: " in result.stdout and "no branch (refs/heads/no-such-branch)" in result.stdout, result.stdout[-3000:]
+    assert "- app_version: got 'no-such-branch'; expected a branch, a tag or a full 40-hex commit sha" in conftest.said(result), \
+        result.stdout[-3000:]
     assert serving(host) == before
 
 
