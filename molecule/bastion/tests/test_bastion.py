@@ -123,7 +123,8 @@ def test_the_self_signed_certificate_is_a_server_certificate_sslyze_accepts(tmp_
     """The default install (no certificate given): trusted as itself, it passes Mozilla's check."""
     port = conftest.published_port(WEB[0], 443)
     served = tmp_path / "served.pem"
-    served.write_text(ssl.get_server_certificate(("127.0.0.1", port)))
+    # By name: nginx refuses a TLS handshake for a name it does not serve.
+    served.write_text(ssl.get_server_certificate(("localhost", port)))
     text = subprocess.run(["openssl", "x509", "-in", str(served), "-noout", "-text"], capture_output=True, text=True,
                           check=True).stdout
     assert "CA:FALSE" in text and "TLS Web Server Authentication" in text and "DNS:localhost" in text, text
@@ -185,10 +186,13 @@ def test_a_second_run_while_one_runs_exits_on_the_lock(bastion, app_repo):
 
 def test_a_host_failing_its_health_check_stops_the_roll_and_is_named(bastion, web, app_repo):
     before = {name: health(name)["release"] for name in WEB}
-    # web2's venv loses its worker class: the release imports, but Gunicorn cannot boot it.
+    # web2's venv gets a worker class that cannot boot: the release passes its checks in the
+    # venv (the class imports), then Gunicorn's workers fail to start and the health check fails.
     venv = json.loads(web["fd-bastion-web2"].file(f"/srv/app/releases/{before['fd-bastion-web2']}/RELEASE.json").content_string)["venv"]
     worker = f"{venv}/lib/python3.11/site-packages/uvicorn_worker/__init__.py"
-    web["fd-bastion-web2"].run(f"cp -p {worker} {worker}.orig && echo 'raise ImportError(\"broken on purpose\")' > {worker}")
+    web["fd-bastion-web2"].run(
+        f"cp -p {worker} {worker}.orig && printf '%s\\n' '' 'def _broken(self, *args, **kwargs):'"
+        f" '    raise RuntimeError(\"broken on purpose\")' 'UvicornWorker.init_process = _broken' >> {worker}")
     try:
         sha = readme_commit(app_repo, "Web2 cannot boot this one.")
         run = start_service(bastion)
