@@ -72,10 +72,12 @@ def https(host) -> str:
     return f"https://localhost:{published_port(host.backend.get_hostname(), 443)}"
 
 
-def ansible_playbook(playbook: str, inventory: str | Path, *extra: str) -> subprocess.CompletedProcess:
-    """Run one of the project's playbooks from the repository root, as a user would."""
-    env = {k: v for k, v in os.environ.items() if k not in ("ANSIBLE_FORCE_COLOR", "PY_COLORS")}
-    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+def ansible_playbook(playbook: str, inventory: str | Path, *extra: str,
+                     env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run one of the project's playbooks from the repository root, as a user would
+    (env: more environment variables, e.g. ANSIBLE_ROLES_PATH)."""
+    extra_env, env = env or {}, {k: v for k, v in os.environ.items() if k not in ("ANSIBLE_FORCE_COLOR", "PY_COLORS")}
+    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", **extra_env)
     return subprocess.run(
         ["ansible-playbook", "-i", str(inventory), f"playbooks/{playbook}", *extra],
         cwd=ROOT,
@@ -108,6 +110,19 @@ class AppRepo:
         self.git("commit", "--quiet", "-m", message)
         self.git("push", "--quiet", "origin", "HEAD:main")
         return self.git("rev-parse", "HEAD")
+
+    def commit_to(self, branch: str, message: str, change) -> str:
+        """Apply change(work_dir) on a branch made from main, commit and push it; the new
+        sha. The working copy goes back to main."""
+        self.git("fetch", "--quiet", "origin")
+        self.git("checkout", "--quiet", "-B", branch, "origin/main")
+        change(self.work)
+        self.git("add", "-A")
+        self.git("commit", "--quiet", "-m", message)
+        self.git("push", "--quiet", "--force", "origin", f"HEAD:refs/heads/{branch}")
+        sha = self.git("rev-parse", "HEAD")
+        self.git("checkout", "--quiet", "main")
+        return sha
 
     def revert(self) -> str:
         """Revert the last commit and push: a new sha with the code before it."""

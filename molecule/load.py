@@ -2,6 +2,9 @@
 
     python molecule/load.py https://localhost:8443/health --clients 4 --seconds 20 --requests 20000
 
+Each client sends its next request when the last is answered, or at most --rate a second
+(a paced load leaves the deploy under test the CPU it would have on a real server).
+
 Tests run it in the background around a deploy or a rollback and assert that no request
 failed (connection errors and 5xx count as failures). Only loopback targets are allowed.
 """
@@ -41,11 +44,12 @@ class Result:
 class Load:
     """Runs in background threads between start() and stop()."""
 
-    def __init__(self, url: str, clients: int = 4, seconds: float = 120, requests: int = 50_000) -> None:
+    def __init__(self, url: str, clients: int = 4, seconds: float = 120, requests: int = 50_000,
+                 rate: float | None = None) -> None:
         host = urlsplit(url).hostname
         if host not in ("localhost", "127.0.0.1", "::1"):
             raise ValueError(f"load only targets loopback, not {host}")
-        self.url, self.clients, self.seconds, self.requests = url, clients, seconds, requests
+        self.url, self.clients, self.seconds, self.requests, self.rate = url, clients, seconds, requests, rate
         self.result = Result()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -53,8 +57,13 @@ class Load:
 
     def _client(self) -> None:
         deadline = time.monotonic() + self.seconds
+        next_at = time.monotonic()
         with httpx.Client(verify=False, timeout=10) as client:
             while not self._stop.is_set() and time.monotonic() < deadline:
+                if self.rate:
+                    next_at += 1 / self.rate
+                    if self._stop.wait(max(0.0, next_at - time.monotonic())):
+                        return
                 with self._lock:
                     if self.result.sent >= self.requests:
                         return
@@ -98,8 +107,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=None, help="at most this many requests a second per client")
     args = parser.parse_args()
-    load = Load(args.url, args.clients, args.seconds, args.requests).start()
+    load = Load(args.url, args.clients, args.seconds, args.requests, args.rate).start()
     for thread in load._threads:
         thread.join()
     print(load.stop().summary())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,7 +18,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from conftest import ansible_playbook, failure_message, host_state, recap, said, serving
+from conftest import ROOT, ansible_playbook, failure_message, host_state, recap, said, serving
 
 
 @pytest.fixture(scope="module")
@@ -66,26 +67,29 @@ REFUSALS = [
             ["- app_version: got 'no-such-branch'; expected a branch, a tag or a full 40-hex commit sha of app_repo"]),
     Refusal("a path that is no repository", {"app_repo": "file:///opt/fixtures"},
             ["- app_repo: expected a git repository the host can read; file:///opt/fixtures"]),
-    Refusal("a space in a server name", {"nginx_server_names": ["local host"]},
-            ['- nginx_server_names: got ["local host"]; expected a non-empty list of host names'],
-            not_named=["nginx_site_name"]),
     Refusal("a typo in a variable's name", renamed("app_repo", "app_repository"),
             ["- app_repo: is required", "- app_repository: is not a variable of any role here (a typo?); did you mean app_repo?"]),
     Refusal("a missing app_repo", without("app_repo"), ["- app_repo: is required"]),
+    # Every mistake below at once, in three roles: one run reports them all, each line naming
+    # only its variable (a space in a server name does not blame the valid nginx_site_name).
     Refusal("every bad variable at once, from three roles",
-            {"nginx_limit_req_rate": "lots", "app_drain_seconds": -1, "python_version": "3.13"},
-            ["3 bad inputs", "- nginx_limit_req_rate: got 'lots'; expected a rate like 10r/s",
-             "- app_drain_seconds: got -1; expected 0 or more seconds", "- python_version: got '3.13'; expected a CPython version"]),
-    Refusal("a number where a string goes", {"app_version": 1.0}, ["- app_version: got a number (1.0); expected a string"]),
-    Refusal("an nginx time", {"nginx_upstream_keepalive_time": "half a second"},
-            ["- nginx_upstream_keepalive_time: got 'half a second'; expected an nginx time like 500ms"]),
-    Refusal("an nginx size", {"nginx_access_log_buffer": "plenty"}, ["- nginx_access_log_buffer: got 'plenty'; expected a size"]),
-    Refusal("a static location", {"nginx_static_location": "/static { }"},
-            ["- nginx_static_location: got '/static { }'; expected a URL path starting and ending with /"]),
-    Refusal("a relative SQLite path", env(DATABASE_URL="sqlite+aiosqlite:///app.db"),
-            ["- app_env.DATABASE_URL: expected an absolute SQLite path, not the relative app.db"]),
+            lambda v: {**env(DATABASE_URL="sqlite+aiosqlite:///app.db")(v),
+                       "nginx_server_names": ["local host"], "nginx_limit_req_rate": "lots",
+                       "nginx_upstream_keepalive_time": "half a second", "nginx_access_log_buffer": "plenty",
+                       "nginx_static_location": "/static { }", "app_drain_seconds": -1, "python_version": "3.13"},
+            ["8 bad inputs", '- nginx_server_names: got ["local host"]; expected a non-empty list of host names',
+             "- nginx_limit_req_rate: got 'lots'; expected a rate like 10r/s",
+             "- nginx_upstream_keepalive_time: got 'half a second'; expected an nginx time like 500ms",
+             "- nginx_access_log_buffer: got 'plenty'; expected a size",
+             "- nginx_static_location: got '/static { }'; expected a URL path starting and ending with /",
+             "- app_drain_seconds: got -1; expected 0 or more seconds",
+             "- python_version: got '3.13'; expected a CPython version",
+             "- app_env.DATABASE_URL: expected an absolute SQLite path, not the relative app.db"],
+            not_named=["nginx_site_name"]),
+    # The names first: app_env's values are checked once its names are good.
     Refusal("a bad environment variable name", env(**{"MY-VAR": "1"}),
             ["- app_env: expected environment variable names", "not MY-VAR"]),
+    Refusal("a number where a string goes", {"app_version": 1.0}, ["- app_version: got a number (1.0); expected a string"]),
     # python_version well formed, but no archive, no tarball, and python.org unreachable:
     # refused before pyenv, the libraries or the build packages change.
     Refusal("a python_version whose source cannot be had",
@@ -146,3 +150,27 @@ def test_missing_setting_stops_the_deploy_and_the_old_release_keeps_serving(inve
     assert f"app-{before['slot']}" in status and "RUNNING" in status
     health = host.run("curl -sk --resolve localhost:443:127.0.0.1 https://localhost/health")
     assert json.loads(health.stdout)["release"] == before["release"]
+
+
+def test_a_site_file_nginx_rejects_is_put_back_and_the_old_one_keeps_serving(host, inventory_file, tmp_path):
+    """A site template change (here, in a copy of the roles) that nginx -t rejects."""
+    roles = tmp_path / "roles"
+    shutil.copytree(ROOT / "roles", roles)
+    template = roles / "nginx/templates/site.conf.j2"
+    template.write_text(template.read_text().replace("server {", "server {\n    no_such_directive on;", 1))
+    site = "/etc/nginx/sites-enabled/app.conf"
+    before, listing = host.file(site).content_string, host.check_output("ls -a /etc/nginx/sites-enabled")
+
+    result = ansible_playbook("deploy.yml", inventory_file, "--tags", "nginx", env={"ANSIBLE_ROLES_PATH": str(roles)})
+
+    assert result.returncode != 0, result.stdout[-3000:]
+    text = said(result)
+    assert "nginx -t rejected the new configuration, which was put back as it was" in text, text[-3000:]
+    assert 'unknown directive "no_such_directive"' in text, text[-3000:]
+    assert host.file(site).content_string == before
+    assert host.check_output("ls -a /etc/nginx/sites-enabled") == listing
+    assert host.run("nginx -t").rc == 0
+    # A restart loads what is on disk: the old site, serving.
+    host.check_output("systemctl restart nginx")
+    health = host.run("curl -sk --resolve localhost:443:127.0.0.1 https://localhost/health")
+    assert json.loads(health.stdout)["status"] == "ok", health.stdout

@@ -24,7 +24,9 @@ LOCK = "/run/lock/fastapi-deploy-app.lock"
 
 
 def load_on(https: str) -> Load:
-    return Load(f"{https}/items", clients=4, seconds=300, requests=200_000)
+    """100 requests a second: the interruptions land where they are aimed, with the CPU a
+    deploy has on a real server (test_redeploy.py measures an unpaced load)."""
+    return Load(f"{https}/items", clients=4, seconds=300, requests=200_000, rate=25)
 
 
 def health(https: str) -> dict:
@@ -156,9 +158,9 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(host, https, app_repo, invent
     assert assert_agrees(host, https)["sha"] == sha
 
 
-def interrupted_then_converged(host, https, app_repo, inventory_file, interrupt) -> None:
-    """A deploy of a new commit interrupted by interrupt(run); a plain run converges; a
-    rollback then goes to the release of the commit before, and says so."""
+def interrupted_then_converged(host, https, app_repo, inventory_file, interrupt, rollback: bool = False) -> None:
+    """A deploy of a new commit interrupted by interrupt(run); a plain run converges; with
+    rollback, a rollback then goes to the release of the commit before, and says so."""
     previous = serving(host)
     sha = app_repo.commit("A deploy that is interrupted", touch_readme(f"Interrupted {time.time()}."))
     with load_on(https) as load:
@@ -170,12 +172,15 @@ def interrupted_then_converged(host, https, app_repo, inventory_file, interrupt)
         state = assert_agrees(host, https)
         assert state["sha"] == sha
         assert conftest.recap(conftest.ansible_playbook("deploy.yml", inventory_file))["changed"] == 0
-        rollback = conftest.ansible_playbook("rollback.yml", inventory_file)
-    assert rollback.returncode == 0, rollback.stdout[-3000:]
+        if rollback:
+            rolled_back = conftest.ansible_playbook("rollback.yml", inventory_file)
     assert load.result.failed == 0, load.result.summary()
+    if not rollback:
+        return
+    assert rolled_back.returncode == 0, rolled_back.stdout[-3000:]
     after = assert_agrees(host, https)
     assert after["sha"] == previous["sha"]
-    said = " ".join(rollback.stdout.split())  # the callback wraps long messages
+    said = " ".join(rolled_back.stdout.split())  # the callback wraps long messages
     assert f"rolling back from release {state['release']} ({sha[:7]}) to release {after['release']}" in said, said[-3000:]
     # Back to the newest commit for the next case.
     assert conftest.ansible_playbook("deploy.yml", inventory_file).returncode == 0
@@ -187,7 +192,7 @@ def test_ctrl_c_during_the_drain_then_a_plain_run_leaves_one_slot(host, https, a
         # The switch is recorded, then the old slot drains for 15 s.
         within(240, lambda: (serving(host)["slot"] != old["slot"], "not switched yet"))
         run.send_signal(signal.SIGINT)
-    interrupted_then_converged(host, https, app_repo, inventory_file, during_the_drain)
+    interrupted_then_converged(host, https, app_repo, inventory_file, during_the_drain, rollback=True)
 
 
 def test_kill_during_the_health_check_then_a_plain_run_leaves_one_slot(host, https, app_repo, inventory_file):
