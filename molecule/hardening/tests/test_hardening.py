@@ -117,6 +117,8 @@ def test_the_app_runs_with_least_privilege(host):
     built = host.run("runuser -u app-build -- find /srv/app ! -type l -writable").stdout.split()
     assert [p for p in built if not p.startswith(("/srv/app/build", "/srv/app/repo.git"))] == []
     assert host.run("runuser -u app -- touch /run/app/probe && rm -f /run/app/probe").rc == 0
+    # And on the whole hardened host, nothing but what the app role's README lists.
+    assert conftest.undocumented_app_writable(host) == []
 
 
 def test_nginx_and_supervisor_logs_are_not_world_readable(host):
