@@ -1,4 +1,4 @@
-"""The app role's redact filter: app_env values never reach the operator's screen."""
+"""The redact filter: app_env values never reach the operator's screen."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("redact", ROOT / "roles/app/filter_plugins/redact.py")
+spec = importlib.util.spec_from_file_location("redact", ROOT / "plugins/filter/redact.py")
 redact_module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(redact_module)
 redact = redact_module.redact

@@ -8,8 +8,19 @@ import re
 DOCUMENTATION = r"""
 name: port_range
 short_description: Is a value a port or a port range with its protocol (V(443/tcp), V(8000-8100/udp))?
+description:
+  - True for C(PORT/PROTO) or C(LOW-HIGH/PROTO), ports 1 to 65535, C(LOW) not above C(HIGH),
+    C(PROTO) V(tcp) or V(udp).
 options:
   _input: {description: the value, type: raw, required: true}
+"""
+
+EXAMPLES = r"""
+open: "{{ hardening_firewall_open_ports | reject('fastapi_deploy.stack.port_range') | list | length == 0 }}"
+"""
+
+RETURN = r"""
+_value: {description: whether the value is a port or a port range with its protocol, type: bool}
 """
 
 _FORM = re.compile(r"^([0-9]{1,5})(?:-([0-9]{1,5}))?/(tcp|udp)$")

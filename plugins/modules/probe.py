@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fastapi-deploy maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Read, in one round trip, the state of everything a role manages on a host."""
 
 from __future__ import annotations
@@ -59,18 +61,60 @@ options:
         C(stderr), stripped. For facts no file or unit shows (a key's size, a mount option).
     type: dict
     default: {}
-author: fastapi-deploy
+author: fastapi-deploy maintainers (@fastapi-deploy)
+"""
+
+EXAMPLES = r"""
+- name: Read nginx's package, files and service in one round trip
+  fastapi_deploy.stack.probe:
+    packages: [nginx]
+    files: [/etc/nginx/nginx.conf, /etc/nginx/tls]
+    services: [nginx]
+    commands:
+      certificate_end: openssl x509 -in /etc/nginx/tls/app.crt -noout -enddate
+  register: __nginx_state
+
+- name: Install nginx where it is missing
+  ansible.builtin.apt:
+    name: nginx
+  when: __nginx_state.missing_packages | length > 0
 """
 
 RETURN = r"""
-files: {description: path to its state, returned: always, type: dict}
-read: {description: path to its content (null when absent), returned: always, type: dict}
-services: {description: unit to active and enabled states, returned: always, type: dict}
-missing_packages: {description: the packages asked for that are not installed, returned: always, type: list}
-users: {description: account name to group, home and shell (absent accounts are left out), returned: always, type: dict}
-groups: {description: the groups asked for that exist, returned: always, type: list}
-lines: {description: path to the lines it lacks, returned: always, type: dict}
-commands: {description: name to rc, stdout and stderr, returned: always, type: dict}
+files:
+  description: Path to its state (C(state), and C(owner), C(group), C(mode), C(sha1) or C(src) as they apply).
+  returned: always
+  type: dict
+read:
+  description: Path to its content (null when absent).
+  returned: always
+  type: dict
+services:
+  description: Unit to its C(active), C(enabled) and C(loaded) states.
+  returned: always
+  type: dict
+missing_packages:
+  description: The packages asked for that are not installed.
+  returned: always
+  type: list
+  elements: str
+users:
+  description: Account name to its C(group), C(home) and C(shell); absent accounts are left out.
+  returned: always
+  type: dict
+groups:
+  description: The groups asked for that exist.
+  returned: always
+  type: list
+  elements: str
+lines:
+  description: Path to the lines it lacks.
+  returned: always
+  type: dict
+commands:
+  description: Name to the command's C(rc), C(stdout) and C(stderr).
+  returned: always
+  type: dict
 """
 
 import grp
@@ -149,7 +193,7 @@ def missing_packages(module, packages):
     rc, out, err = module.run_command(["dpkg-query", "-W", "-f=${Package}\t${db:Status-Abbrev}\n", "--", *packages])
     installed = set()
     for line in out.splitlines():
-        name, _, status = line.partition("\t")
+        name, _tab, status = line.partition("\t")
         if status.startswith("ii"):
             installed.add(name.split(":")[0])
     return [p for p in packages if p.split(":")[0] not in installed]

@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fastapi-deploy maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The host side of a deploy lock: one file, created exclusively, naming its holder."""
 
 from __future__ import annotations
@@ -15,11 +17,28 @@ description:
     reported as a change.
 options:
   path: {description: the lock file, type: path, required: true}
-  state: {description: V(held) to take it, V(released) to give it back, type: str, choices: [held, released], default: held}
+  state:
+    description: V(held) to take it, V(released) to give it back.
+    type: str
+    choices: [held, released]
+    default: held
   holder: {description: who takes it (a dict with at least C(token)), type: dict, required: true}
   timeout: {description: seconds to wait while another holder has it, type: int, default: 0}
   takeover: {description: the token of a holder whose lock may be replaced, type: str, default: ""}
-author: fastapi-deploy
+author: fastapi-deploy maintainers (@fastapi-deploy)
+"""
+
+EXAMPLES = r"""
+# Through the action plugin of the same name, which fills in the holder.
+- name: Take the deploy lock of app
+  fastapi_deploy.stack.deploy_lock:
+    path: /run/lock/fastapi-deploy-app.lock
+    timeout: 60
+
+- name: Release it
+  fastapi_deploy.stack.deploy_lock:
+    path: /run/lock/fastapi-deploy-app.lock
+    state: released
 """
 
 RETURN = r"""

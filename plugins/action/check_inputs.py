@@ -28,28 +28,6 @@ import yaml
 from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean
 from ansible.plugins.action import ActionBase
 
-DOCUMENTATION = r"""
-action: check_inputs
-short_description: Check a role's variables strictly and report every bad one at once
-options:
-  rules:
-    description:
-      - The role's own checks, each a mapping of V(var) (the variable's full name, for example
-        C(app_env.DATABASE_URL)), V(that) (an expression or a list of them, as in assert),
-        V(expect) (what a good value is) and optionally V(secret) (never show the value).
-    type: list
-    elements: dict
-    default: []
-  spec:
-    description: Check the options of the role's C(meta/argument_specs.yml) (entry point C(main)).
-    type: bool
-    default: true
-  report:
-    description: Fail with every error found so far in the run; with V(false), keep them for a later call.
-    type: bool
-    default: true
-"""
-
 ERRORS = "__fastapi_deploy_input_errors"
 KNOWN = "__fastapi_deploy_known_inputs"
 PREFIXES = "__fastapi_deploy_input_prefixes"
@@ -152,7 +130,7 @@ def check_options(prefix, options, values, errors, unknown=False):
 def _first_line(description):
     if isinstance(description, list):
         description = description[0] if description else ""
-    return str(description or "").strip().split("\n")[0]
+    return str(description or "").strip().split("\n", maxsplit=1)[0]
 
 
 def unknown_inputs(names, known, prefixes):
@@ -204,7 +182,7 @@ class ActionModule(ActionBase):
             found = []
             check_options("", options, values, found)
             errors += found
-            failed_vars.update(name.split(".")[0].split("[")[0] for name, _ in found)
+            failed_vars.update(name.split(".")[0].split("[")[0] for name, _message in found)
 
         for rule in rules:
             name = rule["var"]
@@ -230,7 +208,7 @@ class ActionModule(ActionBase):
         if not report:
             result["ansible_facts"] = {ERRORS: [list(e) for e in errors], KNOWN: sorted(known),
                                        PREFIXES: sorted(prefixes)}
-            result["bad"] = [name for name, _ in errors]
+            result["bad"] = [name for name, _message in errors]
             result["changed"] = False
             return result
 
@@ -261,4 +239,3 @@ class ActionModule(ActionBase):
 
 
 __all__ = ["ActionModule", "check_option", "check_options", "format_report", "unknown_inputs"]
-
