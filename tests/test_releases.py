@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-RELEASES = Path(__file__).resolve().parent.parent / "roles/app/files/releases"
+RELEASES = Path(__file__).resolve().parent.parent / "roles/app/files/releases.py"
 
 
 def make_release(root: Path, rid: str, status: str | None, venv: str) -> None:

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """The releases of an app on this host, and the switch between its slots.
 
     releases list APP_ROOT          print the release manifests (RELEASE.json) as JSON, newest first

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Back up, restore and describe a SQLite database, with SQLite's own backup API (safe
 while the serving release reads and writes it).
 

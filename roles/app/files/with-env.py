@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Run a command with the app's environment file exported: with-env ENV_FILE COMMAND...
 
 The file is written by Ansible with one KEY="json string" per line, which python-dotenv

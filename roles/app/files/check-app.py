@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Check a release in its venv before any slot starts: check-app MODULE:ATTR WORKER_CLASS
 
 Run with the release's venv Python, as the app user, in the release, with the new
