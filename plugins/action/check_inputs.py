@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fastapi-deploy maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Check a role's variables strictly, and report every bad one of the run at once.
 
 Each role's ``tasks/preflight.yml`` calls this once, before the role changes anything:

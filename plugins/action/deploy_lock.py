@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fastapi-deploy maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A per-host deploy lock held by one run of ansible-playbook for its whole length.
 
 The holder is the controller's user and host and the ansible-playbook process (pid, its

@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fastapi-deploy maintainers
+# MIT License (see LICENSES/MIT.txt)
 """The `differing` and `differing_units` filters: the items of a task's loop that the probe
 (fastapi_deploy.stack.probe) found not as wanted. A role loops over these only, and includes
 its change tasks only when one such list (or flag) is not empty."""

@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fastapi-deploy maintainers
+# MIT License (see LICENSES/MIT.txt)
 """The `redact` filter: hide the values of the app's environment in text shown to the operator."""
 
 from __future__ import annotations

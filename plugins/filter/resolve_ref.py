@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fastapi-deploy maintainers
+# MIT License (see LICENSES/MIT.txt)
 """The `resolve_ref` filter: the commit a branch, tag or sha names, exactly, in `git ls-remote`'s output."""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fastapi-deploy maintainers
+# MIT License (see LICENSES/MIT.txt)
 """The `matches` test: is a path's probed state (fastapi_deploy.stack.probe) the wanted one?"""
 
 from __future__ import annotations

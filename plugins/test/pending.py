@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fastapi-deploy maintainers
+# MIT License (see LICENSES/MIT.txt)
 """The `pending` test: has a role's probe found something to change?"""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fastapi-deploy maintainers
+# MIT License (see LICENSES/MIT.txt)
 """The `port_range` test: is a value PORT/PROTO or LOW-HIGH/PROTO, with ports 1-65535?"""
 
 from __future__ import annotations

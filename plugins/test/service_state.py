@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fastapi-deploy maintainers
+# MIT License (see LICENSES/MIT.txt)
 """The `service_state` test: is a probed systemd unit started and enabled, or stopped and disabled?"""
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def main():
     if len(sys.argv) != 3:
         sys.exit("usage: check-app MODULE:ATTR WORKER_CLASS")
     target, worker_class = sys.argv[1], sys.argv[2]
-    module_name, _, attribute = target.partition(":")
+    module_name, _colon, attribute = target.partition(":")
     sys.path.insert(0, ".")
     try:
         module = importlib.import_module(module_name)
@@ -47,7 +47,7 @@ def main():
         app = getattr(app, part, None)
     if app is None or not callable(app):
         fail(f"app_asgi_module: {module_name} has no callable {name} (app_asgi_module is {target})", [])
-    worker_module, _, worker_name = worker_class.rpartition(".")
+    worker_module, _dot, worker_name = worker_class.rpartition(".")
     try:
         worker = getattr(importlib.import_module(worker_module), worker_name)
     except (ImportError, AttributeError) as error:

@@ -25,7 +25,7 @@ def connect(path: str, create: bool = False) -> sqlite3.Connection:
 
 def describe(db: sqlite3.Connection) -> dict:
     schema = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").fetchall()
-    tables = [name for kind, name, _, _ in schema if kind == "table" and not name.startswith("sqlite_")]
+    tables = [name for kind, name, _table, _sql in schema if kind == "table" and not name.startswith("sqlite_")]
     rows = {t: db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
     return {"schema": [list(entry) for entry in schema], "rows": rows}
 
