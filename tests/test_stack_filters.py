@@ -77,3 +77,40 @@ def test_units_to_stop_that_are_not_installed_are_left_out():
     assert differing_units(["rpcbind", "avahi-daemon"], SERVICES, state="stopped") == ["rpcbind"]
     with pytest.raises(ValueError, match="did not read the unit cups"):
         differing_units(["cups"], SERVICES, state="stopped")
+
+
+# ---------------------------------------------------------------- pending, resolve_ref
+
+from ansible_collections.fastapi_deploy.stack.plugins.filter.resolve_ref import resolve_ref  # noqa: E402
+from ansible_collections.fastapi_deploy.stack.plugins.test.pending import pending  # noqa: E402
+
+
+def test_pending_is_true_when_any_entry_has_something_to_change():
+    assert not pending({"templates": [], "default_site": False, "host_keys": {}})
+    assert pending({"templates": [{"dest": "/etc/nginx/nginx.conf"}], "default_site": False})
+    assert pending({"templates": [], "default_site": True})
+    assert not pending({"templates": [], "default_site": True}, only=["templates"])
+    with pytest.raises(KeyError, match="no entry tempaltes"):
+        pending({"templates": []}, only=["tempaltes"])
+
+
+SHA = {name: hashlib.sha1(name.encode()).hexdigest() for name in ("main", "tag", "peeled", "lookalike", "v1branch")}
+LS_REMOTE = "\n".join([
+    f"{SHA['main']}\trefs/heads/main",
+    f"{SHA['lookalike']}\trefs/heads/x/refs/heads/main",
+    f"{SHA['v1branch']}\trefs/heads/v1",
+    f"{SHA['tag']}\trefs/tags/v1",
+    f"{SHA['tag']}\trefs/tags/v2",
+    f"{SHA['peeled']}\trefs/tags/v2^{{}}",
+])
+
+
+def test_resolve_ref_takes_exact_refs_only():
+    assert resolve_ref(LS_REMOTE, "main") == {"sha": SHA["main"], "ref": "refs/heads/main"}
+    # A branch wins over a tag of the same name; an annotated tag is peeled to its commit.
+    assert resolve_ref(LS_REMOTE, "v1") == {"sha": SHA["v1branch"], "ref": "refs/heads/v1"}
+    assert resolve_ref(LS_REMOTE, "v2") == {"sha": SHA["peeled"], "ref": "refs/tags/v2"}
+    # No tail matching: heads/main is no ref of its own.
+    assert resolve_ref(LS_REMOTE, "heads/main") == {}
+    assert resolve_ref(LS_REMOTE, "nothing") == {}
+    assert resolve_ref("", SHA["main"]) == {"sha": SHA["main"], "ref": ""}
