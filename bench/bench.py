@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import statistics
@@ -58,6 +59,8 @@ class Bench:
         self.results: dict = {"timings": {}, "notes": []}
         self.loads: list[float] = []
         self.prefix = ""
+        self.last_cpu = 0.0
+        self.last_tasks = 0
 
     # ---------------------------------------------------------------- containers
     def cleanup(self) -> None:
@@ -87,6 +90,10 @@ class Bench:
             sh("podman", "exec", "-i", name, "sh", "-c",
                "install -d -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 0600 /root/.ssh/authorized_keys"
                " && systemctl start ssh", input=pub)
+            # The mounted repository belongs to this machine's root: git refuses it to the app's
+            # build account ("dubious ownership") unless told it is safe (as the scenarios do).
+            sh("podman", "exec", "-i", name, "sh", "-c", "cat > /etc/gitconfig",
+               input="[safe]\n\tdirectory = /opt/bench/app.git\n")
         self.write_inventory()
 
     def port(self, name: str, port: int) -> int:
@@ -156,18 +163,25 @@ class Bench:
             env["ANSIBLE_HOST_KEY_CHECKING"] = "False"
         return env
 
-    def playbook(self, name: str, hosts: list[str], label: str, *extra: str) -> tuple[float, int]:
-        """Run playbooks/NAME on hosts; return (seconds, changed tasks summed over hosts)."""
+    def playbook(self, name: str, hosts: list[str], label: str, *extra: str, root: Path = ROOT) -> tuple[float, int]:
+        """Run playbooks/NAME of the tree at root on hosts; return (seconds, changed tasks summed over
+        hosts). The CPU seconds of the ansible-playbook process tree are left in self.last_cpu."""
         self.logs.mkdir(parents=True, exist_ok=True)
         argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(self.inventory), f"playbooks/{name}",
                 "--limit", ",".join(hosts), *extra]
         self.loads.append(os.getloadavg()[0])
         logfile = self.logs / f"{self.prefix}{label}.log"
+        env = self.env()
+        env["ANSIBLE_CONFIG"] = str(root / "ansible.cfg")
         with logfile.open("w") as out:  # streamed, so a slow run can be watched
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.monotonic()
-            result = subprocess.run(argv, cwd=ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT, timeout=1800)
+            result = subprocess.run(argv, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=1800)
             took = time.monotonic() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.last_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         stdout = logfile.read_text()
+        self.last_tasks = sum(1 for line in stdout.splitlines() if line.startswith("TASK ["))
         if result.returncode != 0:
             raise RuntimeError(f"{name} ({label}) failed, see {logfile}:\n{stdout[-2500:]}")
         changed = 0
@@ -274,6 +288,60 @@ class Bench:
             self.repeat(key, f"deploy.yml rerun, nothing changed, {k} hosts" + (" (mitogen)" if suffix else ""),
                         self.args.runs, self.deploy, self.hosts[:k])
             self.results["timings"][key]["ratio_to_1"] = round(self.results["timings"][key]["median"] / rerun["median"], 3)
+
+    def phase_ab(self) -> None:
+        """An A/B on the same containers: the playbooks of --ab BEFORE (a worktree under
+        .cache/bench) and of this tree, or of --ab BEFORE..AFTER, alternating which goes first,
+        for a no-change rerun and a code-only redeploy of one host: wall and controller CPU
+        seconds, tasks run."""
+        ref_before, _, ref_after = self.args.ab.partition("..")
+        sides = {}
+        for name, ref in (("before", ref_before), ("after", ref_after)):
+            if not ref:
+                sides[f"{name} (this tree)"] = ROOT
+                continue
+            sha = sh("git", "-C", str(ROOT), "rev-parse", "--short", ref).strip()
+            tree = WORK / f"ab-{sha}"
+            if not tree.exists():
+                sh("git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref)
+            sides[f"{name} ({sha})"] = tree
+        one = self.hosts[:1]
+        # Untimed, each side once: after it, the other side's rerun must change nothing (they
+        # manage the host alike), or the no-change timings would time changes.
+        for side, root in sides.items():
+            self.playbook("deploy.yml", one, f"ab-settle-{side.split()[0]}", root=root)
+        figures = {side: {"rerun": [], "rerun_cpu": [], "rerun_changed": [], "redeploy": [], "redeploy_cpu": []}
+                   for side in sides}
+        tasks = {}
+        for i in range(self.args.runs):
+            order = list(sides) if i % 2 == 0 else list(reversed(sides))
+            for side in order:
+                took, changed = self.playbook("deploy.yml", one, f"ab-rerun-{side.split()[0]}-{i + 1}", root=sides[side])
+                figures[side]["rerun"].append(took)
+                figures[side]["rerun_cpu"].append(self.last_cpu)
+                figures[side]["rerun_changed"].append(changed)
+                tasks.setdefault(side, {})["rerun"] = self.last_tasks
+            for side in order:
+                self.commit()
+                took, _ = self.playbook("deploy.yml", one, f"ab-redeploy-{side.split()[0]}-{i + 1}", root=sides[side])
+                figures[side]["redeploy"].append(took)
+                figures[side]["redeploy_cpu"].append(self.last_cpu)
+                tasks[side]["redeploy"] = self.last_tasks
+        summary = {}
+        for side, f in figures.items():
+            summary[side] = {k: (round(statistics.median(v), 2) if not k.endswith("changed") else v) for k, v in f.items()}
+            summary[side]["runs"] = {k: [round(x, 2) for x in v] for k, v in f.items() if not k.endswith("changed")}
+            summary[side]["tasks"] = tasks[side]
+        before, after = (summary[s] for s in sides)
+        summary["ratio_after_to_before"] = {k: round(after[k] / before[k], 3)
+                                            for k in ("rerun", "rerun_cpu", "redeploy", "redeploy_cpu")}
+        self.results["ab"] = summary
+        for side in sides:
+            s = summary[side]
+            log(f"{side}: rerun {s['rerun']} s (CPU {s['rerun_cpu']} s, {s['tasks']['rerun']} tasks, changed "
+                f"{s['rerun_changed']}), code-only redeploy {s['redeploy']} s (CPU {s['redeploy_cpu']} s, "
+                f"{s['tasks']['redeploy']} tasks)")
+        log(f"after / before: {summary['ratio_after_to_before']}")
 
     def under_load(self, key: str, label: str, action) -> None:
         port = self.port(self.hosts[0], 443)
@@ -440,7 +508,7 @@ class Bench:
         self.start_containers()
         # Cheapest and most telling first; the results are written after every phase, so
         # an interrupted run still leaves what it measured (marked complete: false).
-        order = [("cold", self.phase_cold), ("redeploy", self.phase_redeploys), ("load", self.phase_load),
+        order = [("cold", self.phase_cold), ("ab", self.phase_ab), ("redeploy", self.phase_redeploys), ("load", self.phase_load),
                  ("rps", self.phase_rps), ("mitogen", self.phase_mitogen),
                  ("requirements", self.phase_requirements), ("fleet", self.phase_fleet)]
         if a.mitogen:
@@ -482,9 +550,14 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=None, help="runs per redeploy/rollback timing (default 3)")
     p.add_argument("--phases", default="cold,redeploy,load,rps,requirements,fleet")
     p.add_argument("--keep", action="store_true", help="keep the containers afterwards (debugging)")
+    p.add_argument("--ab", metavar="BEFORE[..AFTER]", default=None,
+                   help="A/B on the same containers: git ref BEFORE against this tree, or against AFTER (adds the ab phase; "
+                        "--phases cold,ab for it alone)")
     p.add_argument("--fleet", dest="fleet_counts", default=None, help="host counts of the fleet phase, e.g. 1,4 (default 1,2,4; --quick 1,2)")
     a = p.parse_args()
     a.phases = a.phases.split(",")
+    if a.ab and "ab" not in a.phases:
+        a.phases.append("ab")
     if a.quick:
         a.runs = a.runs or 1
         a.rerun_runs = a.runs
