@@ -33,6 +33,7 @@ from ansible.plugins.action import ActionBase
 ERRORS = "__fastapi_deploy_input_errors"
 KNOWN = "__fastapi_deploy_known_inputs"
 PREFIXES = "__fastapi_deploy_input_prefixes"
+CHECKED = "__fastapi_deploy_checked_roles"
 
 _TYPES = {
     "str": "a string",
@@ -166,12 +167,18 @@ class ActionModule(ActionBase):
         rules = args.get("rules") or []
         report = boolean(args.get("report", True), strict=False)
 
+        role = self._task._role
+        checked = list(task_vars.get(CHECKED, []))
+        # playbooks/deploy.yml checks every role before the first change; the same check from
+        # the role's own main.yml, later in the run, has nothing new to find.
+        if not report and role is not None and role.get_name() in checked:
+            return {"changed": False, "msg": f"{role.get_name()}: checked earlier in this run"}
+
         errors = [tuple(e) for e in task_vars.get(ERRORS, [])]
         known = set(task_vars.get(KNOWN, []))
         prefixes = set(task_vars.get(PREFIXES, []))
         failed_vars = set()
 
-        role = self._task._role
         if role is not None and args.get("spec", True):
             prefixes.add(role.get_name().split(".")[-1] + "_")
             options = self._options(role)
@@ -209,7 +216,8 @@ class ActionModule(ActionBase):
 
         if not report:
             result["ansible_facts"] = {ERRORS: [list(e) for e in errors], KNOWN: sorted(known),
-                                       PREFIXES: sorted(prefixes)}
+                                       PREFIXES: sorted(prefixes),
+                                       CHECKED: checked + ([role.get_name()] if role is not None else [])}
             result["bad"] = [name for name, _message in errors]
             result["changed"] = False
             return result
