@@ -4,6 +4,14 @@
 
 Each client sends its next request when the last is answered, or at most --rate a second
 (a paced load leaves the deploy under test the CPU it would have on a real server).
+With --server-name, requests go to the loopback URL with that name as TLS SNI and Host (a
+site that serves only its real names, such as one with an ACME certificate).
+
+With --retry-closed, a request whose keep-alive connection the server closed before
+answering is sent again once on a new connection, as browsers and curl do for idempotent
+requests (RFC 9112, 9.3.1): a graceful nginx reload closes its idle keep-alive connections,
+and one can meet a request already on its way. Such retries are counted and reported;
+a request that fails again, or any other error, is a failure.
 
 Tests run it in the background around a deploy or a rollback and assert that no request
 failed (connection errors and 5xx count as failures). Only loopback targets are allowed.
@@ -24,6 +32,7 @@ import httpx
 class Result:
     sent: int = 0
     failed: int = 0
+    retried: int = 0
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -36,7 +45,8 @@ class Result:
     def summary(self) -> str:
         return (
             f"requests sent {self.sent}, failed {self.failed}, "
-            f"p50 {self.percentile(50) * 1000:.1f} ms, p99 {self.percentile(99) * 1000:.1f} ms"
+            + (f"retried on a closed keep-alive connection {self.retried}, " if self.retried else "")
+            + f"p50 {self.percentile(50) * 1000:.1f} ms, p99 {self.percentile(99) * 1000:.1f} ms"
             + (f", errors {self.errors}" if self.errors else "")
         )
 
@@ -45,11 +55,15 @@ class Load:
     """Runs in background threads between start() and stop()."""
 
     def __init__(self, url: str, clients: int = 4, seconds: float = 120, requests: int = 50_000,
-                 rate: float | None = None) -> None:
+                 rate: float | None = None, server_name: str | None = None, retry_closed: bool = False) -> None:
         host = urlsplit(url).hostname
         if host not in ("localhost", "127.0.0.1", "::1"):
             raise ValueError(f"load only targets loopback, not {host}")
         self.url, self.clients, self.seconds, self.requests, self.rate = url, clients, seconds, requests, rate
+        # Sent as SNI and Host; the connection still goes to the loopback URL.
+        self.headers = {"Host": server_name} if server_name else {}
+        self.extensions = {"sni_hostname": server_name} if server_name else {}
+        self.retry_closed = retry_closed
         self.result = Result()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -70,14 +84,23 @@ class Load:
                     self.result.sent += 1
                 started = time.monotonic()
                 error = None
+                retried = False
                 try:
-                    status = client.get(self.url).status_code
+                    try:
+                        status = client.get(self.url, headers=self.headers, extensions=self.extensions).status_code
+                    except httpx.RemoteProtocolError:
+                        # Closed by the server without a byte of an answer: once more, on a new connection.
+                        if not self.retry_closed:
+                            raise
+                        retried = True
+                        status = client.get(self.url, headers=self.headers, extensions=self.extensions).status_code
                     if status >= 500:
                         error = f"HTTP {status}"
                 except httpx.HTTPError as exc:
                     error = type(exc).__name__
                 with self._lock:
                     self.result.latencies.append(time.monotonic() - started)
+                    self.result.retried += retried
                     if error:
                         self.result.failed += 1
                         self.result.errors[error] = self.result.errors.get(error, 0) + 1
@@ -108,8 +131,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=None, help="at most this many requests a second per client")
+    parser.add_argument("--server-name", default=None, help="TLS SNI and Host to send (the URL stays loopback)")
+    parser.add_argument("--retry-closed", action="store_true",
+                        help="send a request again once when the server closed its keep-alive connection unanswered")
     args = parser.parse_args()
-    load = Load(args.url, args.clients, args.seconds, args.requests, args.rate).start()
+    load = Load(args.url, args.clients, args.seconds, args.requests, args.rate, args.server_name,
+                args.retry_closed).start()
     for thread in load._threads:
         thread.join()
     print(load.stop().summary())

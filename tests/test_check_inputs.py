@@ -90,3 +90,43 @@ def test_every_bad_input_of_the_run_is_reported_at_once(tmp_path):
                  "nginx_site_nmae"):
         assert f"- {name}: " in text, (name, result.stdout[-3000:])
     assert "did you mean nginx_site_name?" in text
+
+
+GOOD = {"app_repo": "https://git.example.com/app.git",
+        "app_env": {"DATABASE_URL": "sqlite+aiosqlite:////srv/app/shared/data/app.db"}}
+ACME = {**GOOD, "nginx_tls_acme": True, "nginx_tls_acme_email": "admin@example.com",
+        "nginx_server_names": ["app.example.com", "www.example.com"]}
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def test_acme_with_staging_a_private_ca_and_peers_of_either_family_passes(tmp_path):
+    result = run_preflights(tmp_path, {**ACME, "nginx_tls_acme_staging": True, "nginx_tls_acme_ca_certificate": PEM,
+                                       "nginx_tls_acme_peers": ["10.0.0.2", "fd00::2"]})
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_every_acme_mistake_is_named_at_once(tmp_path):
+    """What an ACME CA (or certbot) would refuse, each line naming its variable."""
+    result = run_preflights(tmp_path, {
+        **ACME,
+        "nginx_server_names": ["app.example.com", "192.0.2.1", "localhost", "www.LOCALHOST", "*.example.com"],
+        "nginx_tls_acme_email": "", "nginx_tls_acme_directory_url": "http://ca.example.com/acme/directory",
+        "nginx_tls_acme_staging": True, "nginx_tls_acme_ca_certificate": "ca.pem",
+        "nginx_tls_acme_peers": ["10.0.0.2", "web2.example.com"],
+        "nginx_tls_certificate": PEM, "nginx_tls_certificate_key": "(a key)"})
+    assert result.returncode != 0
+    text = " ".join(result.stdout.split())
+    for line in [
+        "7 bad inputs, nothing was changed:",
+        "- nginx_tls_acme: got true; expected false while nginx_tls_certificate is given",
+        "expected names an ACME CA can check over HTTP-01 (nginx_tls_acme is on), without IP addresses, localhost or "
+        "wildcards: not 192.0.2.1, localhost, www.LOCALHOST, *.example.com",
+        "- nginx_tls_acme_email: got ''; expected the e-mail address of the ACME account (required when nginx_tls_acme is on)",
+        "- nginx_tls_acme_directory_url: got 'http://ca.example.com/acme/directory'; expected an https:// URL",
+        "- nginx_tls_acme_staging: got true; expected false when nginx_tls_acme_directory_url is set",
+        "- nginx_tls_acme_ca_certificate: got 'ca.pem'; expected a PEM certificate",
+        '- nginx_tls_acme_peers: got ["10.0.0.2", "web2.example.com"]; expected IP addresses',
+    ]:
+        assert line in text, (line, result.stdout[-3000:])
+    # The key is never shown.
+    assert "(a key)" not in result.stdout
