@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import textwrap
 from pathlib import Path
@@ -28,7 +29,7 @@ def host(name: str):
 
 def psql(sql: str, database: str = "app") -> str:
     """SQL as postgres on the db host: its rows, a line each, columns joined by |."""
-    result = host(DB).run(f"runuser -u postgres -- psql -X -A -t -q -v ON_ERROR_STOP=1 -d {database} -c {sql!r}")
+    result = host(DB).run(f"runuser -u postgres -- psql -X -A -t -q -v ON_ERROR_STOP=1 -d {database} -c {shlex.quote(sql)}")
     assert result.rc == 0, result.stderr
     return result.stdout.strip()
 
@@ -58,7 +59,7 @@ def dumps() -> dict[str, str]:
 
 def ddl_logged(fragment: str) -> int:
     """How many times PostgreSQL logged a DDL statement containing fragment (log_statement = ddl)."""
-    return int(host(DB).check_output(f"grep -c -F {fragment!r} {PG_LOG} || true") or 0)
+    return int(host(DB).check_output(f"grep -c -F {shlex.quote(fragment)} {PG_LOG} || true") or 0)
 
 
 def https(name: str) -> str:
@@ -91,7 +92,7 @@ def db_password() -> str:
     """The scenario's database password, from its vault (as Ansible reads it)."""
     return subprocess.run(
         ["ansible-vault", "view", "--vault-password-file", str(SCENARIO / "vault-password"), str(SCENARIO / "db-password.vault")],
-        check=True, capture_output=True, text=True).stdout
+        check=True, capture_output=True, text=True).stdout.removesuffix("\n")
 
 
 def server(**changes) -> str:
@@ -126,4 +127,4 @@ def run_as_app(name: str, python: str) -> str:
     serving environment."""
     state = serving(name)
     venv = json.loads(host(name).file(f"{APP}/current/RELEASE.json").content_string)["venv"]
-    return (f"runuser -u app -- {APP}/bin/with-env {state['env_file']} {venv}/bin/python -c {python!r}")
+    return (f"runuser -u app -- {APP}/bin/with-env {state['env_file']} {venv}/bin/python -c {shlex.quote(python)}")

@@ -5,6 +5,7 @@ nothing else, and a port closed to every other container (firewall and pg_hba.co
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
@@ -35,7 +36,7 @@ def address(name: str) -> str:
 
 
 def startup(client: str) -> str:
-    return host(client).check_output(f"python3 -c {STARTUP!r} {DB}")
+    return host(client).check_output(f"python3 -c {shlex.quote(STARTUP)} {DB}")
 
 
 def test_each_web_host_reads_and_writes_the_shared_database():
@@ -90,7 +91,7 @@ def test_the_port_is_closed_to_a_container_that_is_no_web_host():
     """By the firewall (the connection is dropped), and by pg_hba.conf behind it."""
     assert startup(WEB[0]).startswith("R"), "the web host's login is not asked for its password"
     probe = "import socket; socket.create_connection(('fd-pg-db', 5432), timeout=3)"
-    dropped = host(OTHER).run(f"python3 -c {probe!r}")
+    dropped = host(OTHER).run(f"python3 -c {shlex.quote(probe)}")
     assert dropped.rc != 0 and "timed out" in dropped.stderr, dropped.stderr
     ruleset = host(DB).check_output("nft list chain inet hardening input")
     assert "tcp dport 5432 accept" in ruleset and address(OTHER) not in ruleset, ruleset

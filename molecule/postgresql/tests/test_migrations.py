@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 
+import conftest
 from conftest import failure_message, said
 from load import Load
 from pgtest import (
@@ -41,8 +42,8 @@ def database_helper(name: str, *args: str) -> str:
 
 def under_load(*extra: str):
     """deploy.yml with a paced load through nginx on both web hosts; the run and the loads."""
-    loads = [Load(f"https://localhost:{get_port(name)}/items?limit=5", clients=2, seconds=400, requests=50_000, rate=10)
-             for name in WEB]
+    loads = [Load(f"https://localhost:{conftest.published_port(name, 443)}/items?limit=5", clients=2, seconds=400,
+                  requests=50_000, rate=10) for name in WEB]
     for load in loads:
         load.start()
     try:
@@ -51,11 +52,6 @@ def under_load(*extra: str):
         for load in loads:
             load.stop()
     return result, loads
-
-
-def get_port(name: str) -> int:
-    import conftest
-    return conftest.published_port(name, 443)
 
 
 def test_two_migrations_of_one_database_take_turns_and_a_moved_revision_is_noticed():

@@ -6,9 +6,7 @@ change nothing."""
 from __future__ import annotations
 
 from conftest import said
-from pgtest import (
-    DB, WEB, columns, dumps, get, host, migration, playbook, post_item, revision, rows, serving,
-)
+from pgtest import WEB, columns, dumps, get, host, migration, playbook, post_item, revision, rows, serving
 
 DESTRUCTIVE = migration("0005_drop_description", "0003_migration_log", doc="A bad migration: loses data.", upgrade="""
     op.execute("DELETE FROM items WHERE id % 2 = 0")
@@ -42,8 +40,9 @@ def test_a_destructive_migration_loses_rows_and_a_column(app_repo):
 
 def test_without_a_known_backup_restore_lists_the_dumps_and_changes_nothing():
     state = rows()
-    for extra, says in ((), "no backup given: nothing was changed."),
-                        (("-e", "backup=app-nope.dump"), "no backup app-nope.dump in fd-pg-db:/var/backups/postgresql: nothing")):
+    cases = [((), "no backup given: nothing was changed."),
+             (("-e", "backup=app-nope.dump"), "no backup app-nope.dump in fd-pg-db:/var/backups/postgresql: nothing")]
+    for extra, says in cases:
         result = playbook("restore.yml", *extra)
         assert result.returncode != 0
         text = said(result)
@@ -83,4 +82,3 @@ def test_rollback_then_restore_brings_back_the_rows_of_the_dump_taken_before_the
         assert running(name)
         assert get(name, "/health").json()["database_revision"] == "0003_migration_log"
         assert [item["name"] for item in get(name, "/items?limit=1000").json()][-4:] == [f"kept by the dump {n}" for n in range(4)]
-    assert DB
