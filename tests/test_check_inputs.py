@@ -57,18 +57,22 @@ def test_the_report_is_a_line_per_input():
     assert len(report.splitlines()) == 14
 
 
-def run_preflights(tmp_path, group_vars):
-    """Every role's preflight, as deploy.yml runs them, on the controller itself."""
+WEB_ROLES = ("hardening", "base", "python", "supervisor", "nginx", "app")
+DB_ROLES = ("hardening", "base", "postgresql")
+
+
+def run_preflights(tmp_path, group_vars, roles=WEB_ROLES, *extra):
+    """Every role's preflight, then the report, as deploy.yml runs them, on the controller itself."""
     playbook = tmp_path / "preflight.yml"
-    tasks = [{"name": f"Check {r}", "ansible.builtin.import_role": {"name": r, "tasks_from": "preflight"}}
-             for r in ("hardening", "base", "python", "supervisor", "nginx", "app")]
+    tasks = [{"name": f"Check {r}", "ansible.builtin.import_role": {"name": r, "tasks_from": "preflight"}} for r in roles]
+    tasks.append({"name": "Report every bad input of the run", "fastapi_deploy.stack.check_inputs": {}})
     playbook.write_text(yaml.safe_dump([{
         "hosts": "localhost", "gather_facts": False,
         "vars": {"check_inputs_collect": True, "app_python": "/opt/pyenv/versions/3.13.13/bin/python3", **group_vars},
         "tasks": tasks}]))
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    return subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local",
-                           "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)], cwd=ROOT,
+    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                           "-e", f"ansible_python_interpreter={sys.executable}", *extra, str(playbook)], cwd=ROOT,
                           capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -130,3 +134,47 @@ def test_every_acme_mistake_is_named_at_once(tmp_path):
         assert line in text, (line, result.stdout[-3000:])
     # The key is never shown.
     assert "(a key)" not in result.stdout
+
+
+def vaulted_password(tmp_path, password="a-good-long-password"):
+    """A password file encrypted with ansible-vault, as the unvault lookup reads it; the vault password file."""
+    vault_pass = tmp_path / "vault-pass"
+    vault_pass.write_text("test\n")
+    secret = tmp_path / "db-password.vault"
+    secret.write_text(password)
+    subprocess.run([str(Path(sys.executable).parent / "ansible-vault"), "encrypt", "--vault-password-file",
+                    str(vault_pass), str(secret)], check=True, capture_output=True)
+    return "{{ lookup('ansible.builtin.unvault', '%s') }}" % secret, f"--vault-password-file={vault_pass}"
+
+
+DB_VARS = {"postgresql_listen_addresses": ["localhost", "10.0.0.5"], "postgresql_allowed_clients": ["10.0.0.0/24"]}
+
+
+def test_the_database_host_passes_with_a_password_from_vault(tmp_path):
+    password, vault = vaulted_password(tmp_path)
+    result = run_preflights(tmp_path, {**DB_VARS, "postgresql_password": password}, DB_ROLES, vault)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_the_database_host_refuses_plain_text_passwords_and_bad_names_at_once(tmp_path):
+    result = run_preflights(tmp_path, {**DB_VARS, "postgresql_password": "plain-text-password", "postgresql_user": "app-user",
+                                       "postgresql_allowed_clients": ["web1.example.com"], "postgresql_setings": {}},
+                            DB_ROLES)
+    assert result.returncode != 0
+    text = " ".join(result.stdout.split())
+    assert "4 bad inputs, nothing was changed:" in text, result.stdout[-3000:]
+    assert "- postgresql_password: expected a value from ansible-vault" in text, text[-3000:]
+    assert "plain-text-password" not in result.stdout
+    assert "- postgresql_user: got 'app-user'; expected an SQL identifier" in text, text[-3000:]
+    assert "- postgresql_allowed_clients: got [\"web1.example.com\"]; expected IP addresses or CIDR ranges" in text, text[-3000:]
+    assert "did you mean postgresql_settings?" in text
+
+
+def test_without_network_facts_or_web_hosts_the_clients_must_be_given(tmp_path):
+    password, vault = vaulted_password(tmp_path)
+    result = run_preflights(tmp_path, {"postgresql_password": password}, DB_ROLES, vault)
+    assert result.returncode != 0
+    text = " ".join(result.stdout.split())
+    assert "- postgresql_listen_addresses: got []; expected addresses to listen on" in text, text[-3000:]
+    assert "- postgresql_allowed_clients: got []; expected the clients' addresses" in text, text[-3000:]
+    assert "but there is no web group" in text
