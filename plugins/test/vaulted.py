@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fastapi-deploy maintainers
+# MIT License (see LICENSES/MIT.txt)
 """The `vaulted` test: did a value come from ansible-vault?"""
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ DOCUMENTATION = r"""
 name: vaulted
 short_description: Did a value come from ansible-vault (an encrypted vars file, V(!vault), the unvault lookup)?
 description:
-  - True for a value decrypted by ansible-vault, as a variable's value reaches a template
+  - >-
+    True for a value decrypted by ansible-vault, as a variable's value reaches a template
     (also through another variable, as in C(db_password: "{{ vault_db_password }}")): an
     inline C(!vault) string, a value of a vars file that is encrypted as a whole (the
     C(vault.yml) of an inventory's group), or what the C(ansible.builtin.unvault) lookup read.
