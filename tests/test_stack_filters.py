@@ -114,3 +114,12 @@ def test_resolve_ref_takes_exact_refs_only():
     assert resolve_ref(LS_REMOTE, "heads/main") == {}
     assert resolve_ref(LS_REMOTE, "nothing") == {}
     assert resolve_ref("", SHA["main"]) == {"sha": SHA["main"], "ref": ""}
+
+
+def test_batches_takes_what_a_plays_serial_takes():
+    from ansible_collections.fastapi_deploy.stack.plugins.test.batches import batches
+
+    for good in (1, "1", 20, "25%", "100%", [1, "25%"], [1, 2, "50%"], ["1%"]):
+        assert batches(good), good
+    for bad in (0, "0", -1, "0%", "101%", "25 %", "[1,", [], [1, 0], [1, "x"], True, None, {"a": 1}, 1.5):
+        assert not batches(bad), bad

@@ -36,8 +36,8 @@ def inventory(host, tmp_path_factory):
     return write
 
 
-def deploy(inventory_file: Path):
-    return ansible_playbook("deploy.yml", inventory_file)
+def deploy(inventory_file: Path, *extra: str):
+    return ansible_playbook("deploy.yml", inventory_file, *extra)
 
 
 def without(name: str) -> Callable[[dict], dict]:
@@ -58,6 +58,7 @@ class Refusal:
     change: Callable[[dict], dict] | dict
     says: list[str]  # each in the message (whitespace normalised)
     not_named: list[str] = field(default_factory=list)  # valid variables the message must not blame
+    extra: tuple[str, ...] = ()  # ansible-playbook's own arguments (extra vars)
 
 
 REFUSALS = [
@@ -95,6 +96,13 @@ REFUSALS = [
     Refusal("a python_version whose source cannot be had",
             {"python_version": "3.13.99", "python_source_tarball": "", "python_source_sha256": ""},
             ["python_version: CPython 3.13.99 cannot be had"]),
+    # The rolling switch's extra vars: a list written with a space after its comma reaches
+    # Ansible cut at the space ("[1,"), which the switch play would find only after the
+    # release was prepared.
+    Refusal("a batch list cut at a space, and a share of failures over 100", {},
+            ["- deploy_serial: got '[1,'; expected hosts per batch",
+             "- deploy_max_fail_percentage: got '150'; expected a percentage from 0 to 100"],
+            extra=("-e", 'deploy_serial=[1, "25%"]', "-e", "deploy_max_fail_percentage=150")),
 ]
 
 
@@ -102,7 +110,7 @@ REFUSALS = [
 def test_bad_input_is_refused_before_any_change_naming_the_variable(refusal, inventory, scenario_vars, host):
     before, state = serving(host), host_state(host)
     group_vars = refusal.change(scenario_vars) if callable(refusal.change) else {**scenario_vars, **refusal.change}
-    result = deploy(inventory(group_vars))
+    result = deploy(inventory(group_vars), *refusal.extra)
 
     assert result.returncode != 0, result.stdout[-3000:]
     text = said(result)
