@@ -64,7 +64,8 @@ def test_the_tarball_holds_what_users_need_and_nothing_else(tarball):
     assert tarball.name == f"fastapi_deploy-stack-{version}.tar.gz"
     wanted = {"MANIFEST.json", "FILES.json", "README.md", "CHANGELOG.md", "meta/runtime.yml",
               "LICENSES/MIT.txt", "LICENSES/GPL-3.0-or-later.txt",
-              "playbooks/deploy.yml", "playbooks/rollback.yml", "playbooks/bastion.yml",
+              "playbooks/deploy.yml", "playbooks/rollback.yml", "playbooks/bastion.yml", "playbooks/status.yml",
+              "playbooks/restore.yml", "plugins/test/batches.py",
               "plugins/modules/probe.py", "plugins/action/check_inputs.py", "plugins/filter/redact.py",
               "plugins/test/pending.py", "inventory/prod/hosts.yml"}
     wanted |= {f"roles/{r}/{f}" for r in ROLES for f in ("tasks/main.yml", "meta/argument_specs.yml", "README.md")}
@@ -94,7 +95,7 @@ def test_a_users_playbook_finds_the_installed_roles_and_playbooks_by_name(user):
         + "- name: And the collection's own deploy\n  ansible.builtin.import_playbook: fastapi_deploy.stack.deploy\n")
     env = user_env(user / "collections")
     run(BIN / "ansible-playbook", "--syntax-check", "-i", "inventory.yml", "site.yml", cwd=user, env=env)
-    for playbook in ("deploy", "rollback", "bastion"):
+    for playbook in ("deploy", "rollback", "status", "restore", "bastion"):
         run(BIN / "ansible-playbook", "--syntax-check", "-i", "inventory.yml", f"fastapi_deploy.stack.{playbook}",
             cwd=user, env=env)
 
