@@ -178,3 +178,31 @@ def test_without_network_facts_or_web_hosts_the_clients_must_be_given(tmp_path):
     assert "- postgresql_listen_addresses: got []; expected addresses to listen on" in text, text[-3000:]
     assert "- postgresql_allowed_clients: got []; expected the clients' addresses" in text, text[-3000:]
     assert "but there is no web group" in text
+
+
+def test_a_check_run_again_later_is_skipped_but_a_roles_other_checks_are_not(tmp_path):
+    """deploy.yml runs each preflight before the first change, and the roles run theirs
+    again later; only the same check (task) of the same role is skipped the second time."""
+    role = tmp_path / "roles" / "demo"
+    (role / "tasks").mkdir(parents=True)
+    (role / "tasks" / "preflight.yml").write_text(yaml.safe_dump([
+        {"name": "Check the demo variables", "fastapi_deploy.stack.check_inputs": {"spec": False, "report": False}},
+        {"name": "Check demo_ref", "fastapi_deploy.stack.check_inputs": {"spec": False, "report": False, "rules": [
+            {"var": "demo_ref", "that": "demo_ref is match('^v')", "expect": "a tag starting with v"}]}},
+    ]))
+    playbook = tmp_path / "twice.yml"
+    imported = {"ansible.builtin.import_role": {"name": "demo", "tasks_from": "preflight"}}
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False, "vars": {"demo_ref": "main"},
+        "tasks": [{"name": "First", **imported}, {"name": "Again", **imported},
+                  {"name": "Report", "fastapi_deploy.stack.check_inputs": {}}]}]))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_ROLES_PATH": str(tmp_path / "roles")}
+    result = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                             "-e", f"ansible_python_interpreter={sys.executable}", "-v", str(playbook)], cwd=ROOT,
+                            capture_output=True, text=True, env=env, timeout=300)
+    text = " ".join(result.stdout.split())
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "1 bad input, nothing was changed: - demo_ref: got 'main'; expected a tag starting with v" in text, text[-3000:]
+    assert text.count("demo: Check demo_ref: checked earlier in this run") == 1, text[-3000:]
+    assert text.count("demo: Check the demo variables: checked earlier in this run") == 1, text[-3000:]

@@ -169,10 +169,12 @@ class ActionModule(ActionBase):
 
         role = self._task._role
         checked = list(task_vars.get(CHECKED, []))
-        # playbooks/deploy.yml checks every role before the first change; the same check from
-        # the role's own main.yml, later in the run, has nothing new to find.
-        if not report and role is not None and role.get_name() in checked:
-            return {"changed": False, "msg": f"{role.get_name()}: checked earlier in this run"}
+        # playbooks/deploy.yml checks every role before the first change; the same check (this
+        # task of this role) from the role's own main.yml, later in the run, has nothing new
+        # to find. A role's other checks still run.
+        this_check = f"{role.get_name()}: {self._task.name}" if role is not None else None
+        if not report and this_check in checked:
+            return {"changed": False, "msg": f"{this_check}: checked earlier in this run"}
 
         errors = [tuple(e) for e in task_vars.get(ERRORS, [])]
         known = set(task_vars.get(KNOWN, []))
@@ -217,7 +219,7 @@ class ActionModule(ActionBase):
         if not report:
             result["ansible_facts"] = {ERRORS: [list(e) for e in errors], KNOWN: sorted(known),
                                        PREFIXES: sorted(prefixes),
-                                       CHECKED: checked + ([role.get_name()] if role is not None else [])}
+                                       CHECKED: checked + ([this_check] if this_check else [])}
             result["bad"] = [name for name, _message in errors]
             result["changed"] = False
             return result
