@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,7 +166,11 @@ def test_a_site_file_nginx_rejects_is_put_back_and_the_old_one_keeps_serving(hos
     roles = tmp_path / "roles"
     shutil.copytree(ROOT / "roles", roles)
     template = roles / "nginx/templates/site.conf.j2"
-    template.write_text(template.read_text().replace("server {", "server {\n    no_such_directive on;", 1))
+    # The first server block's own line (not "server {{ ... }}" of the ACME peers' upstream,
+    # which this scenario does not render).
+    text, found = re.subn(r"^server \{$", "server {\n    no_such_directive on;", template.read_text(), count=1, flags=re.M)
+    assert found == 1
+    template.write_text(text)
     site = "/etc/nginx/sites-enabled/app.conf"
     before, listing = host.file(site).content_string, host.check_output("ls -a /etc/nginx/sites-enabled")
 
