@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -80,21 +81,25 @@ class Bench:
                "-v", f"{CACHE / 'fixtures'}:/opt/fixtures:ro",
                "-v", f"{WORK / 'repo'}:/opt/bench:ro",
                IMAGE, "/sbin/init")
-        pub = KEY.with_suffix(".pub").read_text()
         for name in self.hosts:
-            for _ in range(60):
-                state = sh("podman", "exec", name, "systemctl", "is-system-running", check=False).strip()
-                if state in ("running", "degraded"):
-                    break
-                time.sleep(1)
-            sh("podman", "exec", "-i", name, "sh", "-c",
-               "install -d -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 0600 /root/.ssh/authorized_keys"
-               " && systemctl start ssh", input=pub)
-            # The mounted repository belongs to this machine's root: git refuses it to the app's
-            # build account ("dubious ownership") unless told it is safe (as the scenarios do).
-            sh("podman", "exec", "-i", name, "sh", "-c", "cat > /etc/gitconfig",
-               input="[safe]\n\tdirectory = /opt/bench/app.git\n")
+            self.prepare_container(name)
         self.write_inventory()
+
+    def prepare_container(self, name: str) -> None:
+        """Wait for systemd, authorise the key for root and start sshd."""
+        pub = KEY.with_suffix(".pub").read_text()
+        for _ in range(60):
+            state = sh("podman", "exec", name, "systemctl", "is-system-running", check=False).strip()
+            if state in ("running", "degraded"):
+                break
+            time.sleep(1)
+        sh("podman", "exec", "-i", name, "sh", "-c",
+           "install -d -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 0600 /root/.ssh/authorized_keys"
+           " && systemctl start ssh", input=pub)
+        # The mounted repository belongs to this machine's root: git refuses it to the app's
+        # build account ("dubious ownership") unless told it is safe (as the scenarios do).
+        sh("podman", "exec", "-i", name, "sh", "-c", "cat > /etc/gitconfig",
+           input="[safe]\n\tdirectory = /opt/bench/app.git\n")
 
     def port(self, name: str, port: int) -> int:
         return int(sh("podman", "port", name, f"{port}/tcp").splitlines()[0].rpartition(":")[2])
@@ -201,14 +206,17 @@ class Bench:
         self.results["timings"][key] = entry
 
     def repeat(self, key: str, label: str, n: int, step, hosts: list[str], prepare=None, **extra) -> None:
-        runs, changed = [], []
+        runs, changed, cpu = [], [], []
         for i in range(n):
             if prepare:
                 prepare()
             took, ch = step(f"{key}-{i + 1}", hosts)
             runs.append(took)
             changed.append(ch)
-        self.record(key, label, runs, changed, hosts=len(hosts), **extra)
+            cpu.append(self.last_cpu)
+        # The controller's CPU seconds (the playbook's process tree), the tool's own cost.
+        self.record(key, label, runs, changed, hosts=len(hosts), cpu_median=round(statistics.median(cpu), 2),
+                    cpu_runs=[round(c, 2) for c in cpu], **extra)
 
     def deploy(self, label: str, hosts: list[str]) -> tuple[float, int]:
         return self.playbook("deploy.yml", hosts, label)
@@ -278,16 +286,178 @@ class Bench:
             entry = self.results["timings"][key]
             base = base or entry["median"]
             entry["ratio_to_1"] = round(entry["median"] / base, 3)
-        # The same fleet with nothing to change: the tool's own cost of more hosts, without
+        # The same fleets with nothing to change: the tool's own cost of more hosts, without
         # the hosts' CPU-bound work (app imports, Gunicorn's start) that the containers,
         # unlike real hosts, share on this machine's cores.
-        k = max(self.args.fleet)
         rerun = self.results["timings"].get("rerun" + suffix)
-        if k > 1 and rerun:
+        for k in self.args.fleet:
+            if k == 1 or not rerun:
+                continue
             key = f"fleet_rerun_{k}{suffix}"
             self.repeat(key, f"deploy.yml rerun, nothing changed, {k} hosts" + (" (mitogen)" if suffix else ""),
                         self.args.runs, self.deploy, self.hosts[:k])
             self.results["timings"][key]["ratio_to_1"] = round(self.results["timings"][key]["median"] / rerun["median"], 3)
+        if not suffix:
+            self.controller_cost()
+
+    def controller_cost(self) -> None:
+        """Controller CPU seconds per extra host, for a no-change run and a code-only
+        redeploy, from the fleet's medians (k hosts against 1), and the targets."""
+        t = self.results["timings"]
+        one = {"rerun": t.get("rerun"), "redeploy": t.get("redeploy_code")}
+        cost = {"per_extra_host": {}, "targets": {}}
+        for kind, prefix in (("rerun", "fleet_rerun_"), ("redeploy", "fleet_")):
+            if not one[kind] or "cpu_median" not in one[kind]:
+                continue
+            for k in self.args.fleet:
+                entry = t.get(f"{prefix}{k}")
+                if k == 1 or not entry or "cpu_median" not in entry:
+                    continue
+                cost["per_extra_host"].setdefault(kind, {})[k] = round(
+                    (entry["cpu_median"] - one[kind]["cpu_median"]) / (k - 1), 2)
+        targets = {"rerun": 1.5, "redeploy": 2.5}
+        for kind, target in targets.items():
+            figures = cost["per_extra_host"].get(kind)
+            if figures:
+                worst = max(figures.values())
+                cost["targets"][f"{kind}_cpu_per_extra_host"] = {
+                    "target": target, "measured": worst, "met": worst <= target, "by": round(worst - target, 2)}
+        if one["rerun"]:
+            cost["targets"]["rerun_one_host_seconds"] = {
+                "target": 5.0, "measured": one["rerun"]["median"], "met": one["rerun"]["median"] <= 5.0,
+                "by": round(one["rerun"]["median"] - 5.0, 2)}
+        self.results["controller_cost"] = cost
+        log(f"controller CPU s per extra host: {cost['per_extra_host']}")
+        for name, v in cost["targets"].items():
+            log(f"target {name}: {v['measured']} against {v['target']}: "
+                + ("met" if v["met"] else f"missed by {v['by']}"))
+
+    def phase_baseline(self) -> None:
+        """NOT the product: the book's procedure for a traditional server (bench/baseline/), in a
+        container of the same image with the same sample app and repository. Its code-only
+        redeploy (git pull, pip install -r requirements.txt, alembic upgrade head,
+        supervisorctl restart, over SSH) is timed like the product's and run once under the
+        same load; the ratios are the product's figures of this run to the baseline's."""
+        name = f"{PREFIX}baseline"
+        sh("podman", "run", "-d", "--name", name, "--hostname", name, "--systemd=always",
+           "-p", "127.0.0.1::22", "-p", "127.0.0.1::443",
+           "-v", f"{WORK / 'repo'}:/opt/bench:ro", IMAGE, "/sbin/init")
+        self.prepare_container(name)
+        for cert in Path("/usr/local/share/ca-certificates").glob("*.crt"):
+            sh("podman", "cp", str(cert), f"{name}:/usr/local/share/ca-certificates/{cert.name}")
+        setup = (ROOT / "bench" / "baseline" / "setup.sh").read_text()
+        started = time.monotonic()
+        sh("podman", "exec", "-i", name, "sh", "-s", "file:///opt/bench/app.git", input=setup)
+        log(f"baseline: set up by hand's procedure in {time.monotonic() - started:.1f} s (untimed)")
+        redeploy = (ROOT / "bench" / "baseline" / "redeploy.sh").read_text()
+        port = self.port(name, 22)
+        argv = ["ssh", "-p", str(port), "-i", str(KEY), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                "root@127.0.0.1", "sh", "-s"]
+
+        def run(label: str, _hosts=None) -> tuple[float, int]:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.monotonic()
+            result = subprocess.run(argv, input=redeploy, capture_output=True, text=True, timeout=900)
+            took = time.monotonic() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            self.last_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+            if result.returncode != 0:
+                raise RuntimeError(f"baseline redeploy failed: {result.stdout[-1500:]}{result.stderr[-1500:]}")
+            log(f"baseline {label}: {took:.1f} s")
+            return took, 0
+
+        self.repeat("baseline_redeploy", "baseline, the book's procedure: redeploy (code only)", self.args.runs,
+                    run, [name], prepare=self.commit)
+        https = self.port(name, 443)
+        with Load(f"https://localhost:{https}/items", clients=4, seconds=600, requests=500_000) as load:
+            time.sleep(1)
+            self.commit()
+            took, _ = run("under load")
+            time.sleep(1)
+        r = load.result
+        self.results.setdefault("load", {})["baseline_redeploy"] = {
+            "label": "during the baseline's redeploy (the book's procedure)", "seconds": round(took, 2),
+            "sent": r.sent, "failed": r.failed, "p50_ms": round(r.percentile(50) * 1000, 1),
+            "p99_ms": round(r.percentile(99) * 1000, 1), "errors": r.errors}
+        log(f"baseline under load: {r.summary()}")
+        ours = self.results["timings"].get("redeploy_code")
+        ours_load = self.results.get("load", {}).get("redeploy")
+        comparison = {"baseline_redeploy_s": self.results["timings"]["baseline_redeploy"]["median"],
+                      "baseline_failed_requests": r.failed, "baseline_sent": r.sent}
+        if ours:
+            comparison["ours_redeploy_s"] = ours["median"]
+            comparison["redeploy_time_ratio_ours_to_baseline"] = round(
+                ours["median"] / comparison["baseline_redeploy_s"], 2)
+        if ours_load:
+            comparison.update(ours_failed_requests=ours_load["failed"], ours_sent=ours_load["sent"])
+        self.results["baseline"] = comparison
+        log(f"baseline comparison: {comparison}")
+        sh("podman", "rm", "-f", "-t", "2", name, check=False)
+
+    def phase_canary(self) -> None:
+        """A rolling deploy that stops: deploy_serial [1, "50%"] on 4 hosts, where the third
+        host's health check fails (its health path answers 404 for this run only). Hosts 1 and
+        2 must serve the new release, 3 and 4 the old, the run must fail naming host 3, and
+        the load through every host's nginx must lose no request."""
+        h = self.hosts[:4]
+        if len(h) < 4:
+            raise RuntimeError("the canary phase needs 4 hosts (--fleet 4)")
+        if len(self.hosts) > 2 and "cold_rest" not in self.results["timings"]:
+            took, ch = self.deploy("cold-rest", self.hosts[2:])
+            self.record("cold_rest", f"cold provision, {len(self.hosts) - 2} more hosts at once (archive reused)",
+                        [took], [ch])
+        self.deploy("canary-settle", h)  # untimed: every host at the head
+        def sha(name: str) -> str:
+            return json.loads(sh("podman", "exec", name, "cat", "/srv/app/state.json"))["sha"]
+
+        old = {name: sha(name) for name in h}
+        self.commit()
+        new = sh("git", "-C", str(self.checkout), "rev-parse", "HEAD").strip()
+        broken = json.loads(self.inventory.read_text())
+        broken["all"]["children"]["web"]["hosts"][h[2]]["app_health_path"] = "/no-such-page"
+        inventory = self.run_dir / "inventory-canary.json"
+        inventory.write_text(json.dumps(broken, indent=1))
+        loads = [Load(f"https://localhost:{self.port(name, 443)}/items", clients=1, seconds=600, requests=500_000)
+                 for name in h]
+        argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/deploy.yml",
+                "--limit", ",".join(h), "-e", json.dumps({"deploy_serial": [1, "50%"]})]
+        logfile = self.logs / "canary-deploy.log"
+        for load in loads:
+            load.start()
+        try:
+            time.sleep(1)
+            started = time.monotonic()
+            with logfile.open("w") as out:
+                result = subprocess.run(argv, cwd=ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT,
+                                        timeout=1800)
+            took = time.monotonic() - started
+            time.sleep(1)
+        finally:
+            results = [load.stop() for load in loads]
+        output = logfile.read_text()
+        serving = {name: sha(name) for name in h}
+        failed_hosts = sorted(set(re.findall(r"^fatal: \[([^\]]+)\]", output, re.M)))
+        checks = {
+            "the run failed": result.returncode != 0,
+            "it names host 3 only": failed_hosts == [h[2]],
+            "hosts 1 and 2 serve the new release": all(serving[n] == new for n in h[:2]),
+            "hosts 3 and 4 serve the old release": all(serving[n] == old[n] != new for n in h[2:]),
+            "no failed request through any host": all(r.failed == 0 and r.sent > 0 for r in results),
+        }
+        self.results["canary"] = {
+            "label": 'deploy_serial [1, "50%"] on 4 hosts, host 3 unhealthy', "seconds": round(took, 2),
+            "failed_hosts": failed_hosts, "serving_new": [n for n in h if serving[n] == new],
+            "loads": {n: {"sent": r.sent, "failed": r.failed, "errors": r.errors} for n, r in zip(h, results)},
+            "checks": checks}
+        for n, r in zip(h, results):
+            log(f"canary: {n} serves {'the new' if serving[n] == new else 'the old'} release; load {r.summary()}")
+        log(f"canary: {took:.1f} s, failed hosts {failed_hosts}; " + "; ".join(
+            f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items()))
+        # Untimed: every host on the new release, for the phases after this one.
+        self.deploy("canary-after", h)
+        if not all(checks.values()):
+            raise RuntimeError(f"canary: {[k for k, v in checks.items() if not v]}; see {logfile}")
 
     def phase_ab(self) -> None:
         """An A/B on the same containers: the playbooks of --ab BEFORE (a worktree under
@@ -448,6 +618,28 @@ class Bench:
         for key, e in self.results.get("load", {}).items():
             lines.append(f"| under load {e['label']}: {e['seconds']:.1f} s; sent {e['sent']}, failed {e['failed']}, "
                          f"p50 {e['p50_ms']} ms, p99 {e['p99_ms']} ms | | | | 1 | |")
+        if "controller_cost" in self.results:
+            c = self.results["controller_cost"]
+            for kind, figures in c["per_extra_host"].items():
+                lines.append(f"| controller CPU s per extra host, {kind}: "
+                             + ", ".join(f"{k} hosts {v:.2f}" for k, v in figures.items()) + " | | | | | |")
+            for name, v in c["targets"].items():
+                lines.append(f"| target {name}: {v['measured']} against {v['target']}, "
+                             + ("met" if v["met"] else f"missed by {v['by']}") + " | | | | | |")
+        if "baseline" in self.results:
+            b = self.results["baseline"]
+            if "redeploy_time_ratio_ours_to_baseline" in b:
+                lines.append(f"| code-only redeploy, this project / the book's procedure: x{b['redeploy_time_ratio_ours_to_baseline']:.2f} "
+                             f"({b['ours_redeploy_s']:.1f} s / {b['baseline_redeploy_s']:.1f} s); failed requests under load: "
+                             f"{b.get('ours_failed_requests', '-')} of {b.get('ours_sent', '-')} against {b['baseline_failed_requests']} "
+                             f"of {b['baseline_sent']} | | | | | |")
+        if "canary" in self.results:
+            c = self.results["canary"]
+            failed = sum(x["failed"] for x in c["loads"].values())
+            sent = sum(x["sent"] for x in c["loads"].values())
+            lines.append(f"| {c['label']}: stopped after {c['seconds']:.1f} s naming {', '.join(c['failed_hosts'])}; "
+                         f"new release on {', '.join(c['serving_new'])}; through 4 hosts sent {sent}, failed {failed}; "
+                         f"{'as expected' if all(c['checks'].values()) else 'NOT as expected'} | | | | 1 | |")
         if "rps" in self.results:
             r = self.results["rps"]
             how = "servers on core 0, client on core 1" if r.get("pinned") else "unpinned"
@@ -472,7 +664,9 @@ class Bench:
         lo = [t[k]["median"] - t[k]["min"] for k in keys]
         hi = [t[k]["max"] - t[k]["median"] for k in keys]
         fig, ax = plt.subplots(figsize=(10, 0.45 * len(keys) + 1.5))
-        ax.barh(range(len(keys)), med, xerr=[lo, hi], color="#4c72b0", capsize=3)
+        # The baseline (the book's manual procedure, bench/baseline/) in another colour.
+        colours = ["#dd8452" if k.startswith("baseline") else "#4c72b0" for k in keys]
+        ax.barh(range(len(keys)), med, xerr=[lo, hi], color=colours, capsize=3)
         ax.set_yticks(range(len(keys)), labels, fontsize=8)
         ax.invert_yaxis()
         ax.set_xscale("log")
@@ -509,8 +703,10 @@ class Bench:
         # Cheapest and most telling first; the results are written after every phase, so
         # an interrupted run still leaves what it measured (marked complete: false).
         order = [("cold", self.phase_cold), ("ab", self.phase_ab), ("redeploy", self.phase_redeploys), ("load", self.phase_load),
+                 ("baseline", self.phase_baseline),
                  ("rps", self.phase_rps), ("mitogen", self.phase_mitogen),
-                 ("requirements", self.phase_requirements), ("fleet", self.phase_fleet)]
+                 ("requirements", self.phase_requirements), ("fleet", self.phase_fleet),
+                 ("canary", self.phase_canary)]
         if a.mitogen:
             a.phases.append("mitogen")
         self.results["complete"] = False
@@ -548,7 +744,7 @@ def main() -> None:
                    help="1 run each, hosts 1 and 2, reuse the main Python archive (no compile)")
     p.add_argument("--mitogen", action="store_true", help="also time rerun/redeploy/rollback with mitogen_linear")
     p.add_argument("--runs", type=int, default=None, help="runs per redeploy/rollback timing (default 3)")
-    p.add_argument("--phases", default="cold,redeploy,load,rps,requirements,fleet")
+    p.add_argument("--phases", default="cold,redeploy,load,baseline,rps,requirements,fleet,canary")
     p.add_argument("--keep", action="store_true", help="keep the containers afterwards (debugging)")
     p.add_argument("--ab", metavar="BEFORE[..AFTER]", default=None,
                    help="A/B on the same containers: git ref BEFORE against this tree, or against AFTER (adds the ab phase; "
@@ -569,6 +765,8 @@ def main() -> None:
     if a.fleet_counts:
         a.fleet = sorted({int(k) for k in a.fleet_counts.split(",")} | {1})
     a.hosts = max(a.fleet) if "fleet" in a.phases else 2
+    if "canary" in a.phases:
+        a.hosts = max(a.hosts, 4)
     a.rps_clients, a.rps_seconds, a.rps_runs = 4, (5 if a.quick else 10), (1 if a.quick else 3)
     # The sample app's read endpoint (a database query), and its health check.
     a.rps_paths = ["/items?limit=10", "/health"]
