@@ -158,7 +158,9 @@ class FakeSupervisor:
                 return request, ("local", 0)
 
         self.server = Server()
-        for name in ("getProcessInfo", "reloadConfig", "addProcessGroup", "stopProcessGroup", "removeProcessGroup"):
+        self.added = ["app-blue"]
+        for name in ("getProcessInfo", "getAllProcessInfo", "reloadConfig", "addProcessGroup", "stopProcessGroup",
+                     "removeProcessGroup"):
             self.server.register_function(getattr(self, name), f"supervisor.{name}")
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -172,9 +174,16 @@ class FakeSupervisor:
         self.asked += 1
         return {"name": name, "statename": self.state, "pid": self.asked if self.pids_change else 1}
 
+    def getAllProcessInfo(self):  # noqa: N802
+        """Two processes of each program added (numprocs=2)."""
+        self.asked += 1
+        return [{"group": group, "name": f"{group}-{n:02d}", "statename": self.state,
+                 "pid": self.asked * 10 + n if self.pids_change else n + 1}
+                for group in self.added for n in range(2) if self.state]
+
     def reloadConfig(self):  # noqa: N802
         self.calls.append("reread")
-        return [[["app-blue"], [], []]]
+        return [[self.added, [], []]]
 
     def addProcessGroup(self, name):  # noqa: N802
         self.calls.append(f"add {name}")
@@ -309,11 +318,66 @@ def test_stop_stops_removes_and_deletes_the_program_file(supervisor, tmp_path):
     fake.state = "RUNNING"
     conf = tmp_path / "app-blue.conf"
     conf.write_text("[program:app-blue]\n")
-    result = releases_cmd("stop", "app-blue", str(conf), "0", env=env)
+    result = releases_cmd("stop", "0", str(conf), env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"stopped": True}
     assert not conf.exists()
     assert fake.calls.index("stop app-blue") < fake.calls.index("remove app-blue")
     # An empty slot: nothing to stop, reported unchanged.
-    again = releases_cmd("stop", "app-blue", str(conf), "0", env=env)
+    again = releases_cmd("stop", "0", str(conf), env=env)
     assert json.loads(again.stdout) == {"stopped": False}
+
+
+PROCESSES = """[program:app-blue.worker]
+numprocs=2
+stdout_logfile=LOGS/%(program_name)s-%(process_num)02d.log
+
+[program:app-blue.mailer]
+stdout_logfile=LOGS/%(program_name)s-%(process_num)02d.log
+"""
+
+
+def test_stop_stops_every_program_of_every_file(supervisor, tmp_path):
+    env, fake = supervisor
+    fake.state = "RUNNING"
+    web, processes = tmp_path / "app-blue.conf", tmp_path / "app-blue.processes.conf"
+    web.write_text("[program:app-blue]\n")
+    processes.write_text(PROCESSES.replace("LOGS", str(tmp_path)))
+    result = releases_cmd("stop", "0", str(web), str(processes), env=env)
+    assert result.returncode == 0, result.stderr
+    for program in ("app-blue", "app-blue.worker", "app-blue.mailer"):
+        assert fake.calls.index(f"stop {program}") < fake.calls.index(f"remove {program}")
+    assert not web.exists() and not processes.exists()
+
+
+def test_up_adds_every_program_and_passes_once_all_their_processes_run(supervisor, tmp_path):
+    env, fake = supervisor
+    fake.state, fake.added = "RUNNING", ["app-blue.worker", "app-blue.mailer"]
+    conf = tmp_path / "app-blue.processes.conf"
+    conf.write_text(PROCESSES.replace("LOGS", str(tmp_path)))
+    result = releases_cmd("up", str(conf), "10", env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["programs"] == ["app-blue.worker", "app-blue.mailer"]
+    assert "add app-blue.worker" in fake.calls and "add app-blue.mailer" in fake.calls
+
+
+@pytest.mark.parametrize("state, pids_change, says", [
+    ("BACKOFF", False, "app-blue.worker:app-blue.worker-00 is BACKOFF in Supervisor"),
+    # Still starting each time it is asked, with a new pid: it crashed and was restarted.
+    ("STARTING", True, "app-blue.worker:app-blue.worker-00 was restarted by Supervisor"),
+], ids=["backoff", "restarted"])
+def test_up_names_the_process_that_does_not_stay_up_and_what_it_wrote(supervisor, tmp_path, state, pids_change, says):
+    env, fake = supervisor
+    fake.state, fake.pids_change, fake.added = state, pids_change, ["app-blue.worker"]
+    conf = tmp_path / "app-blue.processes.conf"
+    conf.write_text(PROCESSES.replace("LOGS", str(tmp_path)).split("\n\n")[0])
+    log = tmp_path / "app-blue.worker-01.log"
+    log.write_text("an earlier run's line\n")
+    fake.on_add = lambda: log.open("a").write("Traceback\nRuntimeError: worker boom\n")
+    started = time.monotonic()
+    result = releases_cmd("up", str(conf), "60", env=env)
+    assert result.returncode != 0
+    assert time.monotonic() - started < 10
+    assert result.stderr.startswith("process worker: ")
+    assert says in result.stderr
+    assert "RuntimeError: worker boom" in result.stderr and "an earlier run's line" not in result.stderr

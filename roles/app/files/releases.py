@@ -11,9 +11,13 @@
     releases switch APP_ROOT SOCKET RELEASE_DIR ENV_FILE STATE
                                     point serving.sock, current and shared/.env at a slot and a
                                     release, then record STATE (JSON) in state.json
-    releases stop PROGRAM CONF [DELAY]
-                                    after DELAY seconds, stop the Supervisor program (gracefully)
-                                    and remove it and its CONF file
+    releases up CONF TIMEOUT        add every Supervisor program CONF names (they start), then
+                                    wait until each of their processes is RUNNING (it stayed up
+                                    its startsecs); on failure, name the program and print what
+                                    its processes wrote meanwhile
+    releases stop DELAY CONF...     after DELAY seconds, stop every Supervisor program the CONF
+                                    files name, all at once, each gracefully (its stopsignal, then
+                                    up to its stopwaitsecs), remove them and delete the files
 
 prune keeps the serving release (current) always, the newest KEEP prepared releases (the
 rollback candidates) and the newest KEEP failed ones (for inspection), every venv named
@@ -21,7 +25,7 @@ in a kept prepared release's manifest, and whatever a slot's program or state.js
 A release prepared but never switched to (switched_at null in its manifest; switch sets
 it), newer than the serving one, is an interrupted run's: it is removed. It prints each path it removes.
 
-health gives up at once when Supervisor reports PROGRAM as FATAL, BACKOFF (it exited
+start and up give up at once when Supervisor reports a process as FATAL, BACKOFF (it exited
 within its startsecs), EXITED or STOPPED: a release that cannot start is not waited for.
 
 start and stop talk to supervisord over its unix socket (XML-RPC, as supervisorctl does;
@@ -35,7 +39,9 @@ new slot without an nginx reload.
 
 from __future__ import annotations
 
+import concurrent.futures
 import configparser
+import glob
 import http.client
 import json
 import os
@@ -276,13 +282,66 @@ def switch(root: Path, sock: str, release_dir: str, env_file: str, state: str) -
     print(json.dumps({"changed": changed}))
 
 
-def stop(program: str, conf: str, delay: float) -> None:
-    """Stop (Supervisor waits for Gunicorn's graceful stop), remove, delete the config."""
-    present = supervisor_state(program) != "ABSENT" or os.path.exists(conf)
-    if not present:
-        print(json.dumps({"stopped": False}))
-        return
-    time.sleep(delay)
+def programs_of(conf: str) -> dict[str, str]:
+    """The programs a Supervisor file names, each with its log file (a glob for numprocs)."""
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";",))
+    parser.read(conf)
+    return {section.partition(":")[2]: parser.get(section, "stdout_logfile", fallback="").replace("%(process_num)02d", "*")
+            .replace("%(program_name)s", section.partition(":")[2])
+            for section in parser.sections() if section.startswith("program:")}
+
+
+def group_processes(rpc, group: str) -> list[dict]:
+    return [info for info in rpc.supervisor.getAllProcessInfo() if info["group"] == group]
+
+
+def up(conf: str, timeout: float) -> None:
+    """Add the programs of CONF; wait until every process of each is RUNNING."""
+    programs = programs_of(conf)
+    logs = {name: sorted(glob.glob(pattern)) for name, pattern in programs.items()}
+    offsets = {log: os.path.getsize(log) for found in logs.values() for log in found}
+
+    def fail(program: str, reason: str) -> None:
+        wrote = "\n".join(f"{log}:\n{output_since(log, offsets.get(log, 0))}"
+                          for log in sorted(glob.glob(programs[program])))
+        sys.exit(f"process {program.rpartition('.')[2]}: {reason}\nWhat {program} wrote meanwhile:\n{wrote or '(nothing)'}")
+
+    for program in programs:
+        try:
+            supervisor_update(program)
+        except (OSError, xmlrpc.client.Error) as exc:
+            fail(program, f"Supervisor could not add {program}: {exc}")
+    started = time.monotonic()
+    rpc, first_pids = supervisor(), {}
+    while True:
+        now = time.monotonic()
+        waiting = []
+        for program in programs:
+            processes = group_processes(rpc, program)
+            if not processes:
+                fail(program, f"Supervisor did not add {program}: is {conf} in /etc/supervisor/conf.d?")
+            for info in processes:
+                name = f"{program}:{info['name']}"
+                if info["statename"] in ("FATAL", "BACKOFF", "EXITED", "STOPPED"):
+                    fail(program, f"{name} is {info['statename']} in Supervisor (it does not stay up) "
+                                  f"after {now - started:.1f} s")
+                if info["pid"]:
+                    first = first_pids.setdefault(name, info["pid"])
+                    if info["pid"] != first:
+                        fail(program, f"{name} was restarted by Supervisor (pid {first}, then {info['pid']}): "
+                                      "it does not stay up")
+                if info["statename"] != "RUNNING":
+                    waiting.append(name)
+        if not waiting:
+            print(json.dumps({"programs": list(programs), "seconds": round(now - started, 2)}))
+            return
+        if now - started >= timeout:
+            fail(waiting[0].partition(":")[0], f"{', '.join(waiting)} not RUNNING within {timeout:g} s")
+        time.sleep(0.5)
+
+
+def stop_program(program: str) -> None:
+    """Stop (Supervisor waits for a graceful stop, up to stopwaitsecs), then remove."""
     try:
         # Stopping waits for the program to exit (stopwaitsecs): no timeout of ours.
         supervisor(timeout=None).supervisor.stopProcessGroup(program)
@@ -302,10 +361,20 @@ def stop(program: str, conf: str, delay: float) -> None:
             if fault.faultCode != STILL_RUNNING or time.monotonic() > deadline:
                 sys.exit(f"Supervisor's removeProcessGroup({program}) failed: {fault.faultString}")
             time.sleep(0.5)
-    if os.path.exists(conf):
-        os.unlink(conf)
-    if supervisor_state(program) != "ABSENT":
-        sys.exit(f"{program} is still known to Supervisor after stop and remove: see `supervisorctl status`")
+
+
+def stop(delay: float, confs: list[str]) -> None:
+    """Stop and remove every program of the CONF files at once, then delete the files."""
+    confs = [conf for conf in confs if os.path.exists(conf)]
+    if not confs:
+        print(json.dumps({"stopped": False}))
+        return
+    time.sleep(delay)
+    programs = [program for conf in confs for program in programs_of(conf)]
+    with concurrent.futures.ThreadPoolExecutor(max(len(programs), 1)) as pool:
+        list(pool.map(stop_program, programs))
+    for conf in confs:
+        Path(conf).unlink(missing_ok=True)
     print(json.dumps({"stopped": True}))
 
 
@@ -319,8 +388,10 @@ def main() -> None:
         start(args[0], args[1], args[2], int(args[3]), float(args[4]), args[5])
     elif command == "switch" and len(args) == 5:
         switch(Path(args[0]), *args[1:])
-    elif command == "stop" and len(args) in (2, 3):
-        stop(args[0], args[1], float(args[2]) if len(args) == 3 else 0.0)
+    elif command == "up" and len(args) == 2:
+        up(args[0], float(args[1]))
+    elif command == "stop" and len(args) >= 2:
+        stop(float(args[0]), args[1:])
     else:
         sys.exit(__doc__)
 
