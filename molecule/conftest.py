@@ -61,6 +61,17 @@ def serving(host, app_root: str = "/srv/app") -> dict:
     return json.loads(host.file(f"{app_root}/state.json").content_string)
 
 
+def programs(host) -> dict[str, tuple[str, int]]:
+    """Supervisor's processes on a host: {group:name: (state, pid)} (supervisorctl status)."""
+    out = host.run("supervisorctl status").stdout
+    found = {}
+    for line in out.splitlines():
+        name, state, *rest = line.split()
+        pid = re.search(r"pid (\d+)", line)
+        found[name] = (state, int(pid.group(1)) if pid else 0)
+    return found
+
+
 def releases(host, app_root: str = "/srv/app") -> list[dict]:
     """The release manifests on a host (the app role's bin/releases list), newest first."""
     return json.loads(host.check_output(f"{app_root}/bin/releases list {app_root}"))

@@ -123,3 +123,40 @@ def test_batches_takes_what_a_plays_serial_takes():
         assert batches(good), good
     for bad in (0, "0", -1, "0%", "101%", "25 %", "[1,", [], [1, 0], [1, "x"], True, None, {"a": 1}, 1.5):
         assert not batches(bad), bad
+
+
+# ------------------------------------------------------------------ entry_errors
+
+from ansible_collections.fastapi_deploy.stack.plugins.filter.entry_errors import entry_errors  # noqa: E402
+
+PROCESS_SPEC = {"command": {"required": True}, "count": {"type": "int", "min": 1},
+                "stop_signal": {"choices": ["TERM", "INT"]}}
+
+
+def test_good_entries_have_no_errors():
+    assert entry_errors({"worker": {"command": "arq app.W", "count": 2}, "mailer": {"command": "x"}}, PROCESS_SPEC) == []
+    assert entry_errors({}, PROCESS_SPEC) == []
+
+
+def test_each_problem_names_the_entry_and_its_key():
+    errors = entry_errors({
+        "bad-name": {"command": "x"},
+        "no_command": {"count": 1},
+        "empty": {"command": "  "},
+        "zero": {"command": "x", "count": 0},
+        "words": {"command": "x", "count": "two"},
+        "signal": {"command": "x", "stop_signal": "KILL"},
+        "typo": {"command": "x", "cuont": 2},
+        "text": "arq app.W",
+    }, PROCESS_SPEC)
+    assert errors == [
+        "bad-name: not a name (letters, digits and _, not starting with a digit)",
+        "empty.command: got '  '; expected a non-empty string",
+        "no_command.command: is required",
+        "signal.stop_signal: got 'KILL'; expected one of TERM, INT",
+        "text: expected a mapping (command, count, stop_signal)",
+        "typo.cuont: not a setting (command, count, stop_signal are)",
+        "words.count: got 'two'; expected a whole number",
+        "zero.count: got 0; expected 1 or more",
+    ]
+    assert entry_errors(["worker"], PROCESS_SPEC) == ["expected a mapping of names to entries"]
