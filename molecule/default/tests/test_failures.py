@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 import conftest
-from conftest import releases, serving
+from conftest import programs, releases, serving
 from load import Load
 
 APP = "/srv/app"
@@ -117,6 +117,17 @@ FAILURES = [
         "health",
         "did not answer 200",
     ),
+    # Its web slot is healthy; the worker (app_processes) is started only then, and exits.
+    Failure(
+        "a worker that crashes at start",
+        replace(
+            "app/worker.py",
+            "    stopping = asyncio.Event()\n",
+            "    raise RuntimeError('injected worker failure')\n    stopping = asyncio.Event()\n",
+        ),
+        "process worker",
+        "RuntimeError: injected worker failure",
+    ),
 ]
 
 
@@ -131,6 +142,7 @@ def test_a_failing_release_is_never_served(failure, host, https, app_repo, inven
     httpx.post(f"{https}/items", json={"name": f"before {failure.name}"}, verify=False).raise_for_status()
     rows = items(https)
     before = serving(host)
+    running = programs(host)
     branch = "broken-" + re.sub("[^a-z]+", "-", failure.name)
     bad_sha = app_repo.commit_to(branch, f"Break the app: {failure.name}", failure.change)
     # 100 requests a second: what a failing release must not disturb, with the CPU a deploy
@@ -156,6 +168,9 @@ def test_a_failing_release_is_never_served(failure, host, https, app_repo, inven
     health = httpx.get(f"{https}/health", verify=False).json()
     assert health["release"] == before["release"]
     assert items(https) == rows
+    # Every program of the serving slot, web and workers, kept running untouched; nothing
+    # of the failed release's is left.
+    assert programs(host) == running
 
     # The failed release is kept for inspection and marked failed.
     newest = releases(host)[0]

@@ -1,4 +1,8 @@
-"""Redeploys are a non-event for users: new code, then new requirements, under load."""
+"""Redeploys are a non-event for users: new code, then new requirements, under load.
+
+The background workers (app_processes: the sample app's queue worker) switch with the web
+slot: the new release's start once its web slot is healthy, the old release's are asked
+to stop after the switch and finish the job in hand first."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import time
 import httpx
 
 import conftest
-from conftest import serving
+from conftest import programs, serving
 from load import Load
 
 APP = "/srv/app"
@@ -30,19 +34,63 @@ def redeploy_under_load(https: str, inventory_file: str, what: str):
     return result
 
 
-def test_redeploy_of_new_code_reuses_the_venv_and_drops_no_request(host, https, app_repo, inventory_file):
-    rows = httpx.get(f"{https}/items", params={"limit": 1000}, verify=False).json()
+def queue_job(https: str, seconds: int) -> int:
+    """A job for the sample app's worker: an item it works on for SECONDS; its id."""
+    response = httpx.post(f"{https}/items", json={"name": f"job:{seconds}"}, verify=False)
+    response.raise_for_status()
+    return response.json()["id"]
+
+
+def job_state(https: str, job: int, want: str, timeout: float = 30) -> str:
+    """The job's description once it starts with WANT (or whatever it is at the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        description = httpx.get(f"{https}/items/{job}", verify=False).json()["description"] or ""
+        if description.startswith(want) or time.monotonic() > deadline:
+            return description
+        time.sleep(0.2)
+
+
+def data(https: str) -> list[dict]:
+    """The items that are not the worker's jobs (which it changes)."""
+    items = httpx.get(f"{https}/items", params={"limit": 1000}, verify=False).json()
+    return [item for item in items if not item["name"].startswith("job:")]
+
+
+def workers(host, slot: str) -> dict[str, tuple[str, int]]:
+    return {name: info for name, info in programs(host).items() if name.startswith(f"app-{slot}.worker:")}
+
+
+def test_redeploy_of_new_code_reuses_the_venv_drops_no_request_and_switches_the_workers(
+    host, https, app_repo, inventory_file
+):
     before = serving(host)
+    old_workers = workers(host, before["slot"])
+    assert len(old_workers) == 2 and all(state == "RUNNING" for state, _ in old_workers.values()), programs(host)
+    # A job that outlasts the deploy up to its switch: the old release's worker has it in
+    # hand when it is asked to stop.
+    long_job = queue_job(https, 40)
+    assert job_state(https, long_job, "working: ") == f"working: {before['release']}"
+    rows = data(https)
     sha = app_repo.commit(
         "Say hello in the README",
         lambda work: (work / "README.md").write_text((work / "README.md").read_text() + "\nHello.\n"),
     )
-    redeploy_under_load(https, inventory_file, "a new commit (same requirements)")
+    redeploy_under_load(https, inventory_file, "a new commit (same requirements), a worker mid-job")
     after = serving(host)
     assert after["sha"] == sha and after["slot"] != before["slot"]
     assert httpx.get(f"{https}/health", verify=False).json()["release"] == after["release"]
     assert manifest(host, after["release"])["venv"] == manifest(host, before["release"])["venv"]
-    assert httpx.get(f"{https}/items", params={"limit": 1000}, verify=False).json() == rows
+    assert data(https) == rows
+
+    # The old worker was asked to stop mid-job, finished it, and only then exited.
+    old_logs = host.run(f"cat /var/log/supervisor/app-{before['slot']}.worker-*.log").stdout
+    assert f"Asked to stop while on job {long_job}: finishing it first" in old_logs, old_logs[-2000:]
+    assert job_state(https, long_job, "done by ", timeout=0) == f"done by {before['release']}"
+    # Only the new release's workers run, and they run its code.
+    assert not workers(host, before["slot"]), programs(host)
+    assert len(workers(host, after["slot"])) == 2
+    assert job_state(https, queue_job(https, 0), "done by ") == f"done by {after['release']}"
 
 
 def test_redeploy_with_new_requirements_builds_a_new_venv_and_drops_no_request(

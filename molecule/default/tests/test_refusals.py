@@ -97,6 +97,15 @@ REFUSALS = [
     Refusal("a python_version whose source cannot be had",
             {"python_version": "3.13.99", "python_source_tarball": "", "python_source_sha256": ""},
             ["python_version: CPython 3.13.99 cannot be had"]),
+    # Background processes and jobs: a bad name, an entry without its command, a calendar
+    # the host's systemd rejects, all reported at once.
+    Refusal("bad process and job definitions",
+            {"app_processes": {"bad-name": {"command": "python -m app.worker"}, "worker": {"count": 2}},
+             "app_jobs": {"nightly": {"command": "python -m app.jobs stamp", "on_calendar": "every tuesday-ish"}}},
+            ["2 bad inputs", "- app_processes: got {",
+             "expected process types, each NAME: {command: ..., count: ...}: bad-name: not a name",
+             "worker.command: is required", "- app_jobs: got {",
+             "expected on_calendar values systemd accepts (systemd-analyze calendar); not \"every tuesday-ish\""]),
     # The rolling switch's extra vars: a list written with a space after its comma reaches
     # Ansible cut at the space ("[1,"), which the switch play would find only after the
     # release was prepared.
