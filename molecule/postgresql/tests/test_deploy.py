@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 
 import pytest
 
@@ -48,6 +49,23 @@ def test_each_web_host_reads_and_writes_the_shared_database():
         health = get(name, "/health").json()
         assert health["status"] == "ok" and health["database_revision"] == "0002_item_description", health
     assert revision() == "0002_item_description"
+
+
+def test_the_workers_of_both_hosts_share_one_queue_in_postgresql_and_the_job_writes_to_it():
+    jobs = [post_item(WEB[i % 2], "job:0.2")["id"] for i in range(6)]
+    releases = {serving(name)["release"] for name in WEB}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = psql(f"SELECT description FROM items WHERE id IN ({', '.join(map(str, jobs))}) ORDER BY id").splitlines()
+        if all(line.startswith("done by ") for line in done):
+            break
+        time.sleep(0.5)
+    assert len(done) == 6 and {line.removeprefix("done by ") for line in done} <= releases, done
+    # The job, started as its timer starts it, in web2's serving release.
+    result = host(WEB[1]).run("systemctl start app.stamp.service")
+    assert result.rc == 0, result.stderr
+    assert psql("SELECT description FROM items WHERE name = 'stamp' ORDER BY id DESC LIMIT 1") == (
+        f"stamped by {serving(WEB[1])['release']}")
 
 
 def test_the_app_connects_over_tls_it_verifies_from_the_web_hosts_only():
