@@ -2,7 +2,7 @@
 
 Each case runs under load through nginx and ends with the host agreeing with itself:
 state.json, current, the program Supervisor runs and /health name one release, and at
-rest only the serving slot has processes.
+rest only the serving slot has processes (web and background).
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def assert_agrees(host, https: str) -> dict:
     assert health(https)["release"] == state["release"]
     programs = host.check_output("supervisorctl status").splitlines()
     running = [line.split()[0] for line in programs if line.startswith("app-")]
-    assert running == [f"app-{state['slot']}"], programs
+    # The slot's web program, and its background processes (app-<slot>.worker:...).
+    assert [name for name in running if "." not in name] == [f"app-{state['slot']}"], programs
+    assert {name.partition(".")[0] for name in running} == {f"app-{state['slot']}"}, programs
     assert host.file(f"/etc/supervisor/conf.d/app-{state['slot']}.conf").contains(state["release"])
     ok, detail = only_the_serving_generation(host)
     assert ok, detail
