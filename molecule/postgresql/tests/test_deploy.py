@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from pgtest import BACKUPS, DB, OTHER, WEB, get, host, post_item, psql, revision, run_as_app
+from pgtest import BACKUPS, DB, OTHER, WEB, get, host, post_item, psql, revision, run_as_app, serving
 
 # A PostgreSQL client from the standard library: the first answer to a startup message,
 # over TLS. "R" is an authentication request (pg_hba.conf let the address in); "E" an
