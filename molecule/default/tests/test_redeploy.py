@@ -7,6 +7,7 @@ to stop after the switch and finish the job in hand first."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import httpx
@@ -51,6 +52,29 @@ def job_state(https: str, job: int, want: str, timeout: float = 30) -> str:
         time.sleep(0.2)
 
 
+class JobAtTheSwitch:
+    """Queues a job of SECONDS as soon as the deploy writes the new slot's program: the old
+    release's workers (idle, asking every 0.5 s) claim it while the new slot starts, so it
+    is in hand when they are asked to stop, however long the deploy took to get there."""
+
+    def __init__(self, host, https: str, program_file: str, seconds: int) -> None:
+        self.id: int | None = None
+
+        def watch() -> None:
+            deadline = time.monotonic() + 600
+            while not host.file(program_file).exists and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.id = queue_job(https, seconds)
+
+        self.thread = threading.Thread(target=watch, daemon=True)
+        self.thread.start()
+
+    def job(self) -> int:
+        self.thread.join(timeout=60)
+        assert self.id is not None, "the new slot's program never appeared"
+        return self.id
+
+
 def data(https: str) -> list[dict]:
     """The items that are not the worker's jobs (which it changes)."""
     items = httpx.get(f"{https}/items", params={"limit": 1000}, verify=False).json()
@@ -67,16 +91,15 @@ def test_redeploy_of_new_code_reuses_the_venv_drops_no_request_and_switches_the_
     before = serving(host)
     old_workers = workers(host, before["slot"])
     assert len(old_workers) == 2 and all(state == "RUNNING" for state, _ in old_workers.values()), programs(host)
-    # A job that outlasts the deploy up to its switch: the old release's worker has it in
-    # hand when it is asked to stop.
-    long_job = queue_job(https, 40)
-    assert job_state(https, long_job, "working: ") == f"working: {before['release']}"
     rows = data(https)
     sha = app_repo.commit(
         "Say hello in the README",
         lambda work: (work / "README.md").write_text((work / "README.md").read_text() + "\nHello.\n"),
     )
+    new_slot = "green" if before["slot"] == "blue" else "blue"
+    at_the_switch = JobAtTheSwitch(host, https, f"/etc/supervisor/conf.d/app-{new_slot}.conf", 30)
     redeploy_under_load(https, inventory_file, "a new commit (same requirements), a worker mid-job")
+    long_job = at_the_switch.job()
     after = serving(host)
     assert after["sha"] == sha and after["slot"] != before["slot"]
     assert httpx.get(f"{https}/health", verify=False).json()["release"] == after["release"]
