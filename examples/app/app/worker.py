@@ -3,7 +3,8 @@
 It works the queue of items named `job:<seconds>` that have no description yet: it claims
 one (its description becomes `working: <release>`), works on it that many seconds, then
 writes `done by <release>`. SIGTERM (a deploy stopping the old release's workers) lets the
-job in hand finish before the worker exits: no job is left half done.
+job in hand finish before the worker exits: no job is left half done. A database error
+(a restart, a restore ending its session) is logged and the queue asked again.
 """
 
 import asyncio
@@ -12,6 +13,7 @@ import os
 import signal
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import get_settings
@@ -68,7 +70,13 @@ async def main() -> None:
     logger.info("Worker of release %s started", RELEASE)
     try:
         while not stopping.is_set():
-            if not await work_one(engine):
+            try:
+                worked = await work_one(engine)
+            except (SQLAlchemyError, OSError) as exc:
+                # The database restarting, a restore ending sessions: wait, then ask again.
+                logger.warning("Database error, asking again in %g s: %s", IDLE_SECONDS, exc)
+                worked = False
+            if not worked:
                 try:
                     await asyncio.wait_for(stopping.wait(), IDLE_SECONDS)
                 except TimeoutError:
