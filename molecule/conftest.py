@@ -198,7 +198,7 @@ def host_state(host) -> list[str]:
     and /opt with its type, mode, owner and size (the app's database aside: requests write it)."""
     packages = host.check_output("dpkg-query -W -f '${Package} ${Version} ${Status}\\n'").splitlines()
     files = host.check_output(
-        "find /etc /srv /opt -xdev -path /srv/app/shared/data -prune -o "
+        "find /etc /srv /opt -xdev -path '/srv/*/shared/data' -prune -o "
         "-printf '%p %y %m %u %g %s %l\\n' 2>/dev/null | sort"
     ).splitlines()
     return packages + files
