@@ -24,7 +24,7 @@ options:
   contents:
     description:
       - The exact content of each file, in the order of the items (for example
-        C(query('ansible.builtin.template', ...)) of their templates).
+        C(query('fastapi_deploy.stack.rendered', ...)) of their templates).
     type: list
     elements: str
   content_key: {description: the item key holding the exact content (instead of O(contents)), type: str}
@@ -37,7 +37,7 @@ __role_todo:
   directories: "{{ __role_directories | fastapi_deploy.stack.differing(__role_state.files, key='path') }}"
   templates: >-
     {{ __role_templates | fastapi_deploy.stack.differing(__role_state.files,
-       contents=query('ansible.builtin.template', *(__role_templates | map(attribute='template')))) }}
+       contents=query('fastapi_deploy.stack.rendered', *(__role_templates | map(attribute='template')))) }}
   units: "{{ __role_units | fastapi_deploy.stack.differing_units(__role_state.services) }}"
 """
 

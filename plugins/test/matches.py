@@ -32,7 +32,7 @@ EXAMPLES = r"""
   loop: "{{ __role_files }}"
   when: >-
     __role_state.files[item.dest] is not fastapi_deploy.stack.matches(item,
-    content=lookup('ansible.builtin.template', item.template))
+    content=lookup('fastapi_deploy.stack.rendered', item.template))
 """
 
 
